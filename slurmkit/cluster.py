@@ -1,0 +1,419 @@
+"""The cluster file (``cluster.yaml``): a typed model, loading, and every check that can run before SSH.
+
+``load_cluster(path)`` returns a :class:`Cluster` or raises :class:`ConfigError` holding every problem found,
+each with its path in the file (``nodes[1].gpus.count: must be > 0``) and, where known, its line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from slurmkit import hostlist
+from slurmkit.errors import ConfigError, Problem
+
+SUPPORTED_SLURM = ("22.05", "23.02", "23.11", "24.05", "24.11", "25.05")
+NAME_RE = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+def _hostlist(value: str) -> str:
+    hostlist.expand(value)  # raises HostlistError (a ValueError) with the reason
+    return value
+
+
+Hostlist = Annotated[str, Field(min_length=1)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class SSH(Model):
+    """How slurmkit reaches the hosts."""
+
+    user: str = Field(min_length=1)
+    identity_file: str | None = None
+    proxy_jump: str | None = None  # [user@]host[:port] of the jump host
+    config_file: str | None = None  # an OpenSSH config read for HostName, User, ProxyJump, IdentityFile
+    known_hosts: str | None = None  # a known_hosts file; default: the user's
+    port: int = Field(default=22, gt=0, lt=65536)
+    connect_timeout: float = Field(default=10, gt=0)
+
+
+class GPUs(Model):
+    type: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    count: int = Field(gt=0)
+    files: str | None = None  # device files, a hostlist pattern; default /dev/nvidia[0-(count-1)]
+    autodetect: Literal["off", "nvml"] = "off"
+
+    _v_files = field_validator("files")(lambda cls, v: v if v is None else _hostlist(v))
+
+    def device_files(self) -> list[str]:
+        return hostlist.expand(self.files) if self.files else [f"/dev/nvidia{i}" for i in range(self.count)]
+
+
+class HostGroup(Model):
+    names: Hostlist
+    addresses: str | None = None
+
+    _v_names = field_validator("names", "addresses")(lambda cls, v: v if v is None else _hostlist(v))
+
+
+class NodeGroup(HostGroup):
+    """A group of compute nodes with the same hardware. Hardware keys left out are discovered."""
+
+    gpus: GPUs | None = None
+    sockets: int | None = Field(default=None, gt=0)
+    cores_per_socket: int | None = Field(default=None, gt=0)
+    threads_per_core: int | None = Field(default=None, gt=0)
+    memory_mb: int | None = Field(default=None, gt=0)
+    rails: int | None = Field(default=None, ge=0)
+    features: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]] = []
+    weight: int | None = Field(default=None, gt=0)
+
+    @property
+    def hardware_declared(self) -> bool:
+        return None not in (self.sockets, self.cores_per_socket, self.threads_per_core, self.memory_mb)
+
+
+class Partition(Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    nodes: str = "ALL"
+    default: bool = False
+    max_time: str = "INFINITE"
+    options: dict[str, str | int] = {}
+
+
+class Switch(Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    nodes: str | None = None
+    switches: str | None = None
+
+    _v = field_validator("nodes", "switches")(lambda cls, v: v if v is None else _hostlist(v))
+
+
+class Topology(Model):
+    """Switch layout for topology/tree: either ``leaf_size`` (scalable units of N nodes under one spine) or
+    explicit ``switches``."""
+
+    leaf_size: int | None = Field(default=None, gt=0)
+    leaf_prefix: str = Field(default="leaf", pattern=r"^[A-Za-z0-9_.-]+$")
+    spine: str = Field(default="spine", pattern=r"^[A-Za-z0-9_.-]+$")
+    switches: list[Switch] | None = None
+
+
+class Cluster(Model):
+    cluster: str = Field(pattern=NAME_RE, max_length=40)
+    slurm_version: str = "22.05"
+    profile: Literal["real", "local"] = "real"
+    ssh: SSH
+    heads: Union[Hostlist, HostGroup]
+    nodes: list[NodeGroup] = Field(min_length=1)
+    partitions: list[Partition] = [Partition(name="batch", default=True)]
+    state_dir: str = "/var/spool/slurmctld"
+    shared_dir: str | None = None
+    topology: Topology | None = None
+    slurm_conf: dict[str, str | int] = {}  # extra slurm.conf key=value lines, applied last
+
+    @field_validator("heads")
+    @classmethod
+    def _v_heads(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            _hostlist(v)
+        return v
+
+    @field_validator("slurm_version")
+    @classmethod
+    def _v_version(cls, v: str) -> str:
+        if v not in SUPPORTED_SLURM:
+            raise ValueError(f"unsupported Slurm version {v!r}; supported: {', '.join(SUPPORTED_SLURM)}")
+        return v
+
+    # ----- derived views (pure) -----
+    @property
+    def head_group(self) -> HostGroup:
+        return HostGroup(names=self.heads) if isinstance(self.heads, str) else self.heads
+
+    @property
+    def head_names(self) -> list[str]:
+        return hostlist.expand(self.head_group.names)
+
+    @property
+    def compute_names(self) -> list[str]:
+        return [n for g in self.nodes for n in hostlist.expand(g.names)]
+
+    def hosts(self) -> list[Host]:
+        """Every host, heads first, with the address slurmkit uses to reach it."""
+        out = []
+        for role, group in [("head", self.head_group)] + [("compute", g) for g in self.nodes]:
+            names = hostlist.expand(group.names)
+            addrs = hostlist.expand(group.addresses) if group.addresses else names
+            out += [Host(n, a, role) for n, a in zip(names, addrs)]
+        return out
+
+    def compute_names_of(self, group: NodeGroup) -> list[str]:
+        return hostlist.expand(group.names)
+
+    def group_of(self, name: str) -> NodeGroup:
+        for g in self.nodes:
+            if name in hostlist.expand(g.names):
+                return g
+        raise KeyError(name)
+
+    def slurm_version_tuple(self) -> tuple[int, int]:
+        major, minor = self.slurm_version.split(".")
+        return int(major), int(minor)
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str
+    role: Literal["head", "compute"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def resolve_cluster_path(path: str | os.PathLike) -> Path:
+    return Path(os.path.expanduser(str(path)))
+
+
+def load_cluster(path: str | os.PathLike) -> Cluster:
+    """Read, parse and validate a cluster file. Raises ConfigError with every problem found."""
+    p = resolve_cluster_path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ConfigError(
+            str(p), [Problem("", "no such file; create one with `slurmkit init` or point at one with -c FILE")]
+        ) from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(p), [Problem("", f"cannot read: {exc}")]) from None
+    return parse_cluster(text, str(p))
+
+
+def parse_cluster(text: str, source: str = "cluster.yaml") -> Cluster:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise ConfigError(source, [Problem("", f"malformed YAML at {where}: {exc.problem}")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [Problem("", f"malformed YAML: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, [Problem("", "the cluster file must be a YAML mapping of keys (cluster:, ssh:, ...)")])
+    lines = _line_index(node)
+    try:
+        cluster = Cluster.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _problems_from_pydantic(exc, lines)) from None
+    problems = cross_check(cluster)
+    if problems:
+        raise ConfigError(source, [_with_line(p, lines) for p in problems])
+    return cluster
+
+
+def cross_check(c: Cluster) -> list[Problem]:
+    """Checks across fields, after each field is valid on its own."""
+    problems: list[Problem] = []
+    heads = c.head_names
+    seen: dict[str, str] = {}
+    head_path = "heads" if isinstance(c.heads, str) else "heads.names"
+    for h in heads:
+        seen.setdefault(h, head_path)
+    if len(set(heads)) != len(heads):
+        problems.append(Problem(head_path, "a head is listed twice"))
+    if c.head_group.addresses and len(hostlist.expand(c.head_group.addresses)) != len(heads):
+        problems.append(Problem("heads.addresses", f"{len(hostlist.expand(c.head_group.addresses))} addresses for {len(heads)} heads"))
+    computes: set[str] = set()
+    for i, g in enumerate(c.nodes):
+        names = hostlist.expand(g.names)
+        for n in names:
+            if n in seen:
+                what = "a head" if seen[n].startswith("heads") else f"also in {seen[n]}"
+                problems.append(Problem(f"nodes[{i}].names", f"{n} is {what}"))
+            else:
+                seen[n] = f"nodes[{i}]"
+        computes.update(names)
+        if g.addresses and len(hostlist.expand(g.addresses)) != len(names):
+            problems.append(Problem(f"nodes[{i}].addresses", f"{len(hostlist.expand(g.addresses))} addresses for {len(names)} names"))
+        hw = [g.sockets, g.cores_per_socket, g.threads_per_core]
+        if any(v is not None for v in hw) and any(v is None for v in hw):
+            problems.append(Problem(f"nodes[{i}]", "give sockets, cores_per_socket and threads_per_core together (or none, to discover them)"))
+        if g.gpus and g.gpus.files and len(g.gpus.device_files()) != g.gpus.count:
+            problems.append(Problem(f"nodes[{i}].gpus.files", f"{len(g.gpus.device_files())} device files for count {g.gpus.count}"))
+        if g.rails and not g.gpus:
+            problems.append(Problem(f"nodes[{i}].rails", "rails are the InfiniBand rails used for GPU traffic: declare gpus too"))
+    pnames: set[str] = set()
+    defaults = 0
+    for i, part in enumerate(c.partitions):
+        if part.name in pnames:
+            problems.append(Problem(f"partitions[{i}].name", f"duplicate partition name {part.name!r}"))
+        pnames.add(part.name)
+        defaults += part.default
+        if part.nodes != "ALL":
+            try:
+                missing = [n for n in hostlist.expand(part.nodes) if n not in computes]
+            except hostlist.HostlistError as exc:
+                problems.append(Problem(f"partitions[{i}].nodes", str(exc)))
+                continue
+            if missing:
+                problems.append(Problem(f"partitions[{i}].nodes", f"no such compute node: {hostlist.fold(missing)}"))
+    if defaults > 1:
+        problems.append(Problem("partitions", "more than one partition has default: true"))
+    if c.topology:
+        problems += _check_topology(c.topology, computes)
+    return problems
+
+
+def _check_topology(t: Topology, computes: set[str]) -> list[Problem]:
+    if (t.leaf_size is None) == (t.switches is None):
+        return [Problem("topology", "give either leaf_size or switches")]
+    if t.switches is None:
+        return []
+    problems = []
+    names = [s.name for s in t.switches]
+    under: set[str] = set()
+    for i, s in enumerate(t.switches):
+        if bool(s.nodes) == bool(s.switches):
+            problems.append(Problem(f"topology.switches[{i}]", "give either nodes or switches"))
+            continue
+        if s.nodes:
+            kids = hostlist.expand(s.nodes)
+            missing = [n for n in kids if n not in computes]
+            if missing:
+                problems.append(Problem(f"topology.switches[{i}].nodes", f"no such compute node: {hostlist.fold(missing)}"))
+            under.update(kids)
+        else:
+            # Slurm 22.05: a switch naming a missing child is fatal, and on reconfigure kills slurmctld.
+            missing = [n for n in hostlist.expand(s.switches) if n not in names]
+            if missing:
+                problems.append(Problem(f"topology.switches[{i}].switches", f"no such switch: {', '.join(missing)}"))
+    orphans = sorted(computes - under)
+    if orphans:
+        problems.append(Problem("topology.switches", f"nodes under no switch (multi-node jobs would not schedule): {hostlist.fold(orphans)}"))
+    return problems
+
+
+def check_environment(c: Cluster, base: Path) -> list[Problem]:
+    """Checks of the machine slurmkit runs on (files that must exist). Separate from parsing, so that rendering
+    works on a laptop without the keys."""
+    problems = []
+    for key in ("identity_file", "config_file", "known_hosts"):
+        value = getattr(c.ssh, key)
+        if value and not resolve_relative(value, base).is_file():
+            problems.append(Problem(f"ssh.{key}", f"no such file: {value}"))
+    return problems
+
+
+def resolve_relative(value: str, base: Path) -> Path:
+    p = Path(os.path.expanduser(value))
+    return p if p.is_absolute() else base / p
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Error reporting: pydantic locations -> file paths with lines, unknown keys -> the valid ones
+
+
+def _fmt_loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _problems_from_pydantic(exc: ValidationError, lines: dict[str, int]) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for err in exc.errors():
+        # pydantic tags union members in the location ("str", "HostGroup"); drop them.
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p in ("str",) or p[:1].isupper())))
+        path = _fmt_loc(loc)
+        etype = err["type"]
+        if etype == "extra_forbidden":
+            valid = _valid_keys(loc[:-1])
+            msg = f"unknown key {loc[-1]!r}; valid keys: {', '.join(valid)}" if valid else f"unknown key {loc[-1]!r}"
+        elif etype == "missing":
+            msg = "required key missing" + (" (the SSH user slurmkit logs in as)" if path == "ssh.user" else "")
+        elif etype == "greater_than":
+            msg = f"must be > {err['ctx']['gt']}"
+        elif etype == "greater_than_equal":
+            msg = f"must be >= {err['ctx']['ge']}"
+        elif etype == "string_pattern_mismatch":
+            msg = f"{err['input']!r} is not allowed here (must match {err['ctx']['pattern']})"
+        elif etype == "value_error":
+            msg = str(err["ctx"]["error"])
+        else:
+            msg = err["msg"]
+        if (path, msg) in seen:
+            continue
+        # A union of str | mapping reports both branches; keep the one that matches the input's shape.
+        if isinstance(err.get("input"), dict) and etype == "string_type":
+            continue
+        if path == "heads" and etype in ("model_type", "dict_type") and isinstance(err.get("input"), str):
+            continue
+        seen.add((path, msg))
+        problems.append(_with_line(Problem(path, msg), lines))
+    return problems
+
+
+def _with_line(p: Problem, lines: dict[str, int]) -> Problem:
+    path = p.path
+    while path and path not in lines:
+        path = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", path)
+    line = lines.get(path)
+    return Problem(p.path, f"{p.message} (line {line})") if line else p
+
+
+def _valid_keys(loc: tuple) -> list[str]:
+    model: Any = Cluster
+    for part in loc:
+        model = _unwrap(model)
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return []
+        model = model.model_fields[part].annotation
+    model = _unwrap(model)
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _unwrap(tp: Any) -> Any:
+    while get_origin(tp) is not None:
+        args = [a for a in get_args(tp) if a is not type(None)]
+        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        tp = models[0] if models else (args[0] if args else tp)
+        if get_origin(tp) is Annotated:
+            tp = get_args(tp)[0]
+    return tp
+
+
+def _line_index(node: yaml.Node | None, path: str = "", out: dict[str, int] | None = None) -> dict[str, int]:
+    """Map each key path (``nodes[1].gpus.count``) to its 1-based line in the file."""
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = f"{path}.{k.value}" if path else str(k.value)
+            out[key] = k.start_mark.line + 1
+            _line_index(v, key, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            key = f"{path}[{i}]"
+            out[key] = v.start_mark.line + 1
+            _line_index(v, key, out)
+    return out
+
+
+def dump_cluster(data: dict) -> str:
+    """YAML text of a cluster-file dict, keys in the order given (used by importers and `local up`)."""
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)

@@ -1,0 +1,69 @@
+"""Hostlist expressions (``node-[1-64]``), folded and expanded by ClusterShell's NodeSet.
+
+The one place that imports ClusterShell, so its errors become ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+from ClusterShell.RangeSet import RangeSetParseError
+
+
+class HostlistError(ValueError):
+    """A hostlist expression that does not parse."""
+
+
+def expand(expr: str) -> list[str]:
+    """Expand a hostlist expression into names, in the order written (``a-[1-2],b`` -> a-1, a-2, b)."""
+    if not isinstance(expr, str) or not expr.strip():
+        raise HostlistError("empty hostlist")
+    names: list[str] = []
+    # NodeSet sorts; keep the user's order across comma-separated parts, which matters for heads.
+    for part in _split_top_level(expr):
+        try:
+            for piece in _split_single_bracket(part):
+                names.extend(NodeSet(piece, resolver=_NO_GROUPS))
+        except (NodeSetParseError, RangeSetParseError) as exc:
+            raise HostlistError(f"bad hostlist {expr!r}: {exc}") from None
+    return names
+
+
+def fold(names: Iterable[str]) -> str:
+    """Fold names into the shortest hostlist expression (``n1,n2,n3`` -> ``n[1-3]``)."""
+    return str(NodeSet.fromlist(list(names), resolver=_NO_GROUPS))
+
+
+def _split_single_bracket(part: str) -> list[str]:
+    """``10.0.0.[7,3-4]`` -> ``10.0.0.7``, ``10.0.0.[3-4]``: NodeSet sorts a bracket's items, but the order written
+    matters where names are paired with addresses. Parts with several brackets are left to NodeSet."""
+    if part.count("[") != 1:
+        return [part]
+    head, rest = part.split("[", 1)
+    inner, tail = rest.split("]", 1) if "]" in rest else (rest, "")
+    return [f"{head}[{item}]{tail}" for item in inner.split(",")]
+
+
+def _split_top_level(expr: str) -> list[str]:
+    parts, depth, cur = [], 0, []
+    for ch in expr.strip():
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur).strip())
+    if any(not p for p in parts) or depth != 0:
+        raise HostlistError(f"bad hostlist {expr!r}: unbalanced brackets or empty item")
+    return parts
+
+
+# NodeSet would otherwise read /etc/clustershell/groups.conf and expand @group names through it.
+from ClusterShell.NodeUtils import GroupResolver  # noqa: E402
+
+_NO_GROUPS = GroupResolver()

@@ -1,0 +1,285 @@
+"""Render slurm.conf, gres.conf, cgroup.conf and topology.conf from a Cluster (and cached facts). Pure.
+
+Logic lives here (hostlist folding, grouping nodes by hardware, version differences); the templates under
+``templates/etc/slurm/`` only loop over ``key=value`` records.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import jinja2
+
+from slurmkit import __version__, hostlist
+from slurmkit.cluster import Cluster, NodeGroup
+from slurmkit.errors import ConfigError, Problem
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+CONFIG_FILES = ("slurm.conf", "gres.conf", "cgroup.conf", "topology.conf")
+
+# Settings whose name or presence changed across Slurm versions: (first version, value) pairs, newest last.
+# Sources: slurm.conf(5) and cgroup.conf(5) of each release.
+VERSIONED: dict[str, list[tuple[tuple[int, int], tuple[str, str] | None]]] = {
+    # 23.11 renamed CryptoType=crypto/munge to CredType=cred/munge.
+    "cred": [((0, 0), ("CryptoType", "crypto/munge")), ((23, 11), ("CredType", "cred/munge"))],
+    # cgroup.conf CgroupAutomount: needed on cgroup v1 up to 23.11; removed from cgroup.conf(5) in 24.05.
+    "automount": [((0, 0), ("CgroupAutomount", "yes")), ((24, 5), None)],
+}
+
+
+def versioned(key: str, version: tuple[int, int]) -> tuple[str, str] | None:
+    chosen = None
+    for since, value in VERSIONED[key]:
+        if version >= since:
+            chosen = value
+    return chosen
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What slurm.conf and gres.conf need to know about one node."""
+
+    sockets: int
+    cores_per_socket: int
+    threads_per_core: int
+    memory_mb: int
+    gpu_type: str | None = None
+    gpu_count: int = 0
+    gpu_files: tuple[str, ...] = ()
+    gpu_cores: tuple[str | None, ...] = ()  # per GPU: Slurm core index list local to it (from facts), or None
+    autodetect: str = "off"
+    features: tuple[str, ...] = ()
+    weight: int | None = None
+
+    @property
+    def cpus(self) -> int:
+        return self.sockets * self.cores_per_socket * self.threads_per_core
+
+
+HardwareSource = Callable[[str, NodeGroup], "Hardware | None"]
+
+
+def declared_hardware(name: str, group: NodeGroup) -> Hardware | None:
+    """Hardware from the cluster file alone; None when the group leaves it to discovery."""
+    if not group.hardware_declared:
+        return None
+    g = group.gpus
+    return Hardware(
+        sockets=group.sockets,
+        cores_per_socket=group.cores_per_socket,
+        threads_per_core=group.threads_per_core,
+        memory_mb=group.memory_mb,
+        gpu_type=g.type if g else None,
+        gpu_count=g.count if g else 0,
+        gpu_files=tuple(g.device_files()) if g else (),
+        gpu_cores=(None,) * (g.count if g else 0),
+        autodetect=g.autodetect if g else "off",
+        features=tuple(group.features),
+        weight=group.weight,
+    )
+
+
+@dataclass
+class Rendered:
+    files: dict[str, str] = field(default_factory=dict)
+
+    def write(self, out_dir: str | os.PathLike) -> list[Path]:
+        """Write every file atomically (temp file + rename) into out_dir; returns the paths written."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, text in self.files.items():
+            target = out / name
+            tmp = target.with_name(f".{name}.tmp")
+            tmp.write_text(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+            written.append(target)
+        return written
+
+
+def render_cluster(cluster: Cluster, hardware: HardwareSource = declared_hardware) -> Rendered:
+    """Render all config files. ``hardware`` maps a node to its Hardware (declared, or from cached facts)."""
+    ctx = build_context(cluster, hardware)
+    env = environment()
+    files = {}
+    for name in CONFIG_FILES:
+        if name == "topology.conf" and not ctx["switches"]:
+            continue
+        if name == "gres.conf" and not ctx["gres"]:
+            continue
+        files[name] = env.get_template(f"etc/slurm/{name}.j2").render(**ctx)
+    return Rendered(files)
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["kv"] = kv
+    return env
+
+
+def kv(record: Mapping[str, Any]) -> str:
+    """``{"NodeName": "n[1-2]", "CPUs": 8}`` -> ``NodeName=n[1-2] CPUs=8``; None values are left out."""
+    return " ".join(f"{k}={v}" for k, v in record.items() if v is not None and v != "")
+
+
+def build_context(cluster: Cluster, hardware: HardwareSource) -> dict[str, Any]:
+    version = cluster.slurm_version_tuple()
+    problems: list[Problem] = []
+    groups: dict[tuple, list[tuple[str, str | None]]] = {}
+    order: list[tuple] = []
+    for gi, group in enumerate(cluster.nodes):
+        names = hostlist.expand(group.names)
+        addrs = hostlist.expand(group.addresses) if group.addresses else [None] * len(names)
+        for name, addr in zip(names, addrs):
+            hw = hardware(name, group)
+            if hw is None:
+                problems.append(
+                    Problem(
+                        f"nodes[{gi}]",
+                        f"no hardware for {name}: declare sockets, cores_per_socket, threads_per_core and memory_mb, "
+                        "or run `slurmkit discover` to cache its facts",
+                    )
+                )
+                continue
+            key = (gi, hw)
+            if key not in groups:
+                groups[key] = []
+                order.append(key)
+            groups[key].append((name, addr))
+    if problems:
+        raise ConfigError("render", problems)
+
+    node_lines, gres_lines = [], []
+    for gi, hw in order:
+        members = groups[(gi, hw)]
+        for names_expr, addr_expr in _fold_pairs(members):
+            node_lines.append(
+                {
+                    "NodeName": names_expr,
+                    "NodeAddr": addr_expr,
+                    "CPUs": hw.cpus,
+                    "Sockets": hw.sockets,
+                    "CoresPerSocket": hw.cores_per_socket,
+                    "ThreadsPerCore": hw.threads_per_core,
+                    "RealMemory": hw.memory_mb,
+                    "Gres": f"gpu:{hw.gpu_type}:{hw.gpu_count}" if hw.gpu_count else None,
+                    "Feature": ",".join(hw.features) or None,
+                    "Weight": hw.weight,
+                    "State": "UNKNOWN",
+                }
+            )
+        if hw.gpu_count:
+            names_expr = hostlist.fold(n for n, _ in members)
+            if hw.autodetect == "nvml":
+                gres_lines.append({"NodeName": names_expr, "AutoDetect": "nvml", "Name": "gpu", "Type": hw.gpu_type, "Count": hw.gpu_count})
+            else:
+                for i, dev in enumerate(hw.gpu_files):
+                    cores = hw.gpu_cores[i] if i < len(hw.gpu_cores) else None
+                    gres_lines.append({"NodeName": names_expr, "Name": "gpu", "Type": hw.gpu_type, "File": dev, "Cores": cores})
+
+    all_nodes = hostlist.fold(cluster.compute_names)
+    partitions = []
+    for p in cluster.partitions:
+        rec = {
+            "PartitionName": p.name,
+            "Nodes": all_nodes if p.nodes == "ALL" else hostlist.fold(hostlist.expand(p.nodes)),
+            "Default": "YES" if p.default else "NO",
+            "MaxTime": p.max_time,
+            "State": "UP",
+        }
+        rec.update({k: v for k, v in p.options.items()})
+        partitions.append(rec)
+
+    switches = topology_switches(cluster)
+    cred = versioned("cred", version)
+    settings: dict[str, Any] = {
+        "ClusterName": cluster.cluster,
+        "AuthType": "auth/munge",
+        cred[0]: cred[1],
+        "SlurmUser": "slurm",
+        "StateSaveLocation": cluster.state_dir,
+        "SlurmdSpoolDir": "/var/spool/slurmd",
+        "SlurmctldPidFile": "/run/slurmctld.pid",
+        "SlurmdPidFile": "/run/slurmd.pid",
+        "SlurmctldLogFile": "/var/log/slurm/slurmctld.log",
+        "SlurmdLogFile": "/var/log/slurm/slurmd.log",
+        "ProctrackType": "proctrack/cgroup",
+        "TaskPlugin": "task/cgroup,task/affinity",
+        "SelectType": "select/cons_tres",
+        "SelectTypeParameters": "CR_Core_Memory",
+        "GresTypes": "gpu" if gres_lines else None,
+        "TopologyPlugin": "topology/tree" if switches else None,
+        "ReturnToService": 2,
+        "SlurmctldTimeout": 120,
+        "SlurmdTimeout": 300,
+        "MpiDefault": "none",
+        "JobAcctGatherType": "jobacct_gather/cgroup",
+        "AccountingStorageType": "accounting_storage/none",
+        "MailProg": "/bin/true",
+        # A simulated node claims more CPUs, memory and GPUs than the machine has; never on a real cluster.
+        "SlurmdParameters": "config_overrides" if cluster.profile == "local" else None,
+    }
+    settings.update(cluster.slurm_conf)
+    automount = versioned("automount", version)
+    cgroup = {
+        **({automount[0]: automount[1]} if automount else {}),
+        "CgroupPlugin": "autodetect",
+        "ConstrainCores": "yes",
+        "ConstrainDevices": "yes",
+        "ConstrainRAMSpace": "yes",
+    }
+    return {
+        "header": f"Rendered by slurmkit {__version__} for Slurm {cluster.slurm_version} (profile {cluster.profile}). "
+        "Edit the cluster file and re-run `slurmkit render`, not this file.",
+        "slurm_version": cluster.slurm_version,
+        "controllers": cluster.head_names,
+        "settings": settings,
+        "nodes": node_lines,
+        "partitions": partitions,
+        "gres": gres_lines,
+        "switches": switches,
+        "cgroup": cgroup,
+    }
+
+
+def _fold_pairs(members: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    """Fold names (and addresses) of one hardware group into as few NodeName lines as keep the pairing exact."""
+    names = [n for n, _ in members]
+    folded = hostlist.fold(names)
+    if all(a is None for _, a in members):
+        return [(folded, None)]
+    addrs = [a for _, a in members]
+    folded_addrs = hostlist.fold(addrs)
+    # Slurm pairs the expansions of NodeName and NodeAddr in order; fold only when that order is preserved.
+    if dict(zip(hostlist.expand(folded), hostlist.expand(folded_addrs))) == dict(members) and len(set(addrs)) == len(addrs):
+        return [(folded, folded_addrs)]
+    return [(n, a) for n, a in members]
+
+
+def topology_switches(cluster: Cluster) -> list[dict[str, str]]:
+    t = cluster.topology
+    if t is None:
+        return []
+    if t.switches is not None:
+        return [
+            {"SwitchName": s.name, "Nodes": hostlist.fold(hostlist.expand(s.nodes)) if s.nodes else None, "Switches": s.switches}
+            for s in t.switches
+        ]
+    computes = cluster.compute_names
+    leaves = []
+    for i in range(0, len(computes), t.leaf_size):
+        leaves.append({"SwitchName": f"{t.leaf_prefix}{i // t.leaf_size + 1}", "Nodes": hostlist.fold(computes[i : i + t.leaf_size])})
+    if len(leaves) == 1:
+        return leaves
+    return leaves + [{"SwitchName": t.spine, "Switches": hostlist.fold(s["SwitchName"] for s in leaves)}]

@@ -1,0 +1,19 @@
+import pytest
+
+from slurmkit.hostlist import HostlistError, expand, fold
+
+
+def test_expand_keeps_written_order_across_parts_and_items():
+    assert expand("b-[3,1-2],a") == ["b-3", "b-1", "b-2", "a"]
+    assert expand("10.0.0.[7,3]") == ["10.0.0.7", "10.0.0.3"]
+    assert expand("r[1-2]-n[1-2]") == ["r1-n1", "r1-n2", "r2-n1", "r2-n2"]
+
+
+def test_fold():
+    assert fold(["n3", "n1", "n2", "x"]) == "n[1-3],x"
+
+
+@pytest.mark.parametrize("bad", ["n[1-", "n[3-1]", "", "a,,b", "n[a-b]", "n]1["])
+def test_bad_hostlists_raise(bad):
+    with pytest.raises(HostlistError):
+        expand(bad)

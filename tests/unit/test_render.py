@@ -1,0 +1,107 @@
+"""Rendering: golden files for the examples, version differences, folding, and what each file must hold."""
+
+from __future__ import annotations
+
+import pytest
+
+from slurmkit.cluster import parse_cluster
+from slurmkit.errors import ConfigError
+from slurmkit.render import render_cluster
+from tests.golden_files import EXAMPLES, GOLDEN, render_example
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_examples_match_golden_files(example):
+    rendered = render_example(example)
+    golden = {p.name: p.read_text() for p in (GOLDEN / example.stem).iterdir()}
+    assert sorted(rendered) == sorted(golden), "re-record with `make golden` if the change is intended"
+    for name, text in rendered.items():
+        assert text == golden[name], f"{example.stem}/{name} differs from its golden file (make golden)"
+
+
+def lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+
+
+def test_lambda_example_content():
+    files = render_example(next(p for p in EXAMPLES if p.stem == "lambda-1cc"))
+    slurm = lines(files["slurm.conf"])
+    assert [ln for ln in slurm if ln.startswith("SlurmctldHost=")] == [
+        "SlurmctldHost=us-east-2-1cc-head-1", "SlurmctldHost=us-east-2-1cc-head-2", "SlurmctldHost=us-east-2-1cc-head-3"]
+    for expected in ("ClusterName=us-east-2-1cc", "AuthType=auth/munge", "SelectType=select/cons_tres", "GresTypes=gpu",
+                     "TopologyPlugin=topology/tree", "StateSaveLocation=/home/slurm/slurmctld"):
+        assert expected in slurm
+    assert "SlurmdParameters=config_overrides" not in files["slurm.conf"]  # real profile
+    nodes = [ln for ln in slurm if ln.startswith("NodeName=")]
+    assert nodes == ["NodeName=us-east-2-1cc-node-[1-64] CPUs=224 Sockets=2 CoresPerSocket=56 ThreadsPerCore=2 "
+                     "RealMemory=2000000 Gres=gpu:h100:8 State=UNKNOWN"]
+    gres = lines(files["gres.conf"])
+    assert gres == [f"NodeName=us-east-2-1cc-node-[1-64] Name=gpu Type=h100 File=/dev/nvidia{i}" for i in range(8)]
+    assert lines(files["topology.conf"]) == [
+        "SwitchName=leaf1 Nodes=us-east-2-1cc-node-[1-32]", "SwitchName=leaf2 Nodes=us-east-2-1cc-node-[33-64]",
+        "SwitchName=spine Switches=leaf[1-2]"]
+
+
+BASE = """\
+cluster: v
+slurm_version: "{version}"
+profile: {profile}
+ssh: {{user: root}}
+heads: h
+nodes:
+  - names: n[1-3]
+    sockets: 1
+    cores_per_socket: 2
+    threads_per_core: 1
+    memory_mb: 1000
+"""
+
+
+@pytest.mark.parametrize(
+    "version,cred,automount",
+    [("22.05", "CryptoType=crypto/munge", True), ("23.11", "CredType=cred/munge", True), ("24.11", "CredType=cred/munge", False)],
+)
+def test_version_dependent_settings(version, cred, automount):
+    files = render_cluster(parse_cluster(BASE.format(version=version, profile="real"))).files
+    assert f"for Slurm {version}" in files["slurm.conf"].splitlines()[0]
+    assert cred in lines(files["slurm.conf"])
+    assert ("CgroupAutomount=yes" in lines(files["cgroup.conf"])) is automount
+
+
+def test_cpu_only_cluster_has_no_gres_and_no_topology():
+    files = render_cluster(parse_cluster(BASE.format(version="22.05", profile="real"))).files
+    assert sorted(files) == ["cgroup.conf", "slurm.conf"]
+    assert not any(ln.startswith("GresTypes") or ln.startswith("TopologyPlugin") for ln in lines(files["slurm.conf"]))
+
+
+def test_local_profile_adds_config_overrides_only():
+    real = lines(render_cluster(parse_cluster(BASE.format(version="22.05", profile="real"))).files["slurm.conf"])
+    local = lines(render_cluster(parse_cluster(BASE.format(version="22.05", profile="local"))).files["slurm.conf"])
+    assert sorted(set(local) - set(real)) == ["SlurmdParameters=config_overrides"]
+    assert set(real) - set(local) == set()
+
+
+def test_addresses_fold_only_when_order_is_kept():
+    text = BASE.format(version="22.05", profile="real").replace("  - names: n[1-3]", "  - names: n[1-3]\n    addresses: 10.0.0.[7,3,5]")
+    nodes = [ln for ln in lines(render_cluster(parse_cluster(text)).files["slurm.conf"]) if ln.startswith("NodeName")]
+    # Addresses pair with names in the order written; folding would sort them, so one line per node.
+    assert [n.split()[:2] for n in nodes] == [
+        ["NodeName=n1", "NodeAddr=10.0.0.7"], ["NodeName=n2", "NodeAddr=10.0.0.3"], ["NodeName=n3", "NodeAddr=10.0.0.5"]]
+    text2 = BASE.format(version="22.05", profile="real").replace("  - names: n[1-3]", "  - names: n[1-3]\n    addresses: 10.0.0.[11-13]")
+    nodes2 = [ln for ln in lines(render_cluster(parse_cluster(text2)).files["slurm.conf"]) if ln.startswith("NodeName")]
+    assert nodes2[0].startswith("NodeName=n[1-3] NodeAddr=10.0.0.[11-13] ")
+
+
+def test_undeclared_hardware_without_facts_is_an_error_naming_the_fix():
+    text = "cluster: v\nssh: {user: root}\nheads: h\nnodes:\n  - names: n[1-2]\n"
+    with pytest.raises(ConfigError) as exc:
+        render_cluster(parse_cluster(text))
+    msg = str(exc.value.problems[0])
+    assert msg.startswith("nodes[0]: no hardware for n1") and "slurmkit discover" in msg
+
+
+def test_render_512_nodes_is_one_line_per_group():
+    text = BASE.format(version="22.05", profile="real").replace("n[1-3]", "n[1-512]")
+    files = render_cluster(parse_cluster(text)).files
+    assert [ln for ln in lines(files["slurm.conf"]) if ln.startswith("NodeName")] == [
+        "NodeName=n[1-512] CPUs=2 Sockets=1 CoresPerSocket=2 ThreadsPerCore=1 RealMemory=1000 State=UNKNOWN"]
