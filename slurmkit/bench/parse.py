@@ -1,0 +1,535 @@
+"""Parse nccl-tests stdout, as real clusters produce it, into typed runs and rows.
+
+Pure: text in, dataclasses out. pandas is imported only by :func:`runs_to_frame`.
+
+What a log may hold, and how it is read:
+
+- one or more runs (``# Collective test starting: X`` ... ``# Collective test concluded: X``); a run also starts
+  at a version/banner/``nThread``/``Using devices``/column-header line that cannot belong to the current run, so
+  concatenated logs of runs that died without a footer still split;
+- the rank lines (``#  Rank  0 Group  0 Pid ... on HOST device ...``; before 2.13 without ``Group``) give
+  ``nranks`` (distinct ranks) and ``hosts`` (in order of appearance);
+- the column-header line decides the columns: old versions print ``error`` (a maximum error) instead of
+  ``#wrong`` (a count), all_gather/broadcast may leave out ``redop``/``root``; ``N/A`` (``-c 0``) is None;
+- srun ``--label`` prefixes, Open MPI ``--tag-output`` tags (anywhere in a line), NCCL debug lines (also glued to
+  a half-printed row), ``...`` elisions, indentation and trailing spaces are tolerated;
+- ``Test NCCL failure`` / ``Test CUDA failure`` / ``Test failure`` lines, rows cut off (by a failure, by the end
+  of the file) and unreadable rows become :class:`ParseIssue` s on their run, with 1-based line numbers; the rows
+  before them are kept.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slurmkit.errors import SlurmkitError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+
+#: The columns of ``slurmkit bench parse`` (csv, parquet, DataFrame), in order. See DESIGN.md.
+COLUMNS: tuple[str, ...] = (
+    "source", "run", "collective", "nranks",
+    "size_bytes", "count", "dtype", "redop", "root",
+    "oop_time_us", "oop_algbw_gbps", "oop_busbw_gbps", "oop_wrong", "oop_error",
+    "ip_time_us", "ip_algbw_gbps", "ip_busbw_gbps", "ip_wrong", "ip_error",
+)  # fmt: skip
+
+
+class LogReadError(SlurmkitError):
+    """A log file could not be read (missing, a directory, not text)."""
+
+    exit_code = 2
+
+    def __init__(self, path: str, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass(frozen=True)
+class ParseIssue:
+    """Something wrong found in a log: a test failure, a cut-off or unreadable row. ``line`` counts from 1."""
+
+    line: int
+    message: str
+
+
+@dataclass
+class Row:
+    """One line of an nccl-tests result table. A value the log does not print is None."""
+
+    size_bytes: int
+    count: int | None = None
+    dtype: str | None = None
+    redop: str | None = None
+    root: int | None = None
+    oop_time_us: float | None = None
+    oop_algbw_gbps: float | None = None
+    oop_busbw_gbps: float | None = None
+    oop_wrong: int | None = None
+    oop_error: float | None = None
+    ip_time_us: float | None = None
+    ip_algbw_gbps: float | None = None
+    ip_busbw_gbps: float | None = None
+    ip_wrong: int | None = None
+    ip_error: float | None = None
+
+
+@dataclass
+class Run:
+    """One nccl-tests run (one binary invocation) found in a log."""
+
+    source: str
+    run: int
+    collective: str | None = None
+    nranks: int | None = None
+    hosts: list[str] = field(default_factory=list)
+    avg_busbw_gbps: float | None = None
+    out_of_bounds: int | None = None
+    rows: list[Row] = field(default_factory=list)
+    errors: list[ParseIssue] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """True when the run has an error, a row with wrong elements, or no rows at all."""
+        if self.errors or not self.rows:
+            return True
+        return any((r.oop_wrong or 0) > 0 or (r.ip_wrong or 0) > 0 for r in self.rows)
+
+
+# --- line cleaning -------------------------------------------------------------------------------------------
+
+# Open MPI --tag-output: "[1,0]<stdout>:" (Open MPI 5 / PRRTE adds a space). Open MPI tags each chunk it reads
+# from a pipe, so a tag can also sit in the middle of a line, even inside a number: removing it rejoins the line.
+_TAG_RE = re.compile(r"\[\d+,\d+\]<std(?:out|err|diag)>: ?")
+# srun --label: the task id, right-aligned, then ": ".
+_LABEL_RE = re.compile(r"^\s*\d+: ")
+_ELISION_RE = re.compile(r"^(?:\.{3,}|\u2026)$")
+# A NCCL debug line ("host:pid:tid [dev] NCCL INFO ...") or a test failure, possibly glued to the end of a row
+# that was half printed when it came: nccl-tests prints a row in pieces on the stdout NCCL also writes to.
+# Each is found by its fixed tail, then its host name is walked back (a regex with a leading host pattern
+# would be quadratic on long lines). Host names start with a letter, so "-1host:..." leaves "-1" to the row.
+# WARN lines carry the source position: "host:pid:tid [dev] transport/net_ib.cc:123 NCCL WARN ...".
+_DEBUG_TAIL_RE = re.compile(r":\d+:\d+ \[\d+\] (?:\S+:\d+ )?NCCL (?:INFO|WARN|TRACE|ERROR|ABORT)\b")
+_FAIL_TAIL_RE = re.compile(r"Test (?:NCCL |CUDA )?failure\b")
+_PID_PREFIX_RE = re.compile(r" ?\.\. [\w.\-]+ pid \d+: $")  # TESTCHECK's " .. host pid 123: Test failure"
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def _host_start(text: str, end: int) -> int:
+    """Where the host name that ends at ``end`` starts (its first letter); ``end`` if there is none."""
+    i = end
+    while i > 0 and text[i - 1] in _HOST_CHARS:
+        i -= 1
+    while i < end and not text[i].isalpha():
+        i += 1
+    return i
+
+
+def _find_noise(text: str) -> tuple[int, bool] | None:
+    """(start, is_failure) of the first NCCL debug message or test failure in ``text``, or None."""
+    found: list[tuple[int, bool]] = []
+    m = _DEBUG_TAIL_RE.search(text)
+    if m:
+        start = _host_start(text, m.start())
+        if start < m.start():
+            found.append((start, False))
+    m = _FAIL_TAIL_RE.search(text)
+    if m:
+        start = m.start()
+        head = text[max(0, start - 300) : start]
+        pid = _PID_PREFIX_RE.search(head)
+        if pid:
+            start -= len(head) - pid.start()
+        elif head.endswith(": "):
+            host = _host_start(text, start - 2)
+            start = host if host < start - 2 else start
+        found.append((start, True))
+    return min(found) if found else None
+
+
+# --- header lines --------------------------------------------------------------------------------------------
+
+# 2.13+: "#  Rank  0 Group  0 Pid 123 on host device  0 [0000:1b:00] NAME"; before: "#   Rank  0 Pid 123 on host
+# device  0 [0x1b] NAME". A rank line may be cut with "..." when one process prints too many.
+_RANK_RE = re.compile(r"^#\s*Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?Pid\s+\d+\s+on\s+(\S+)")
+_OOB_RE = re.compile(r"Out of bounds values\s*:\s*(\d+)\s*(\w+)?")
+_AVG_RE = re.compile(r"Avg bus bandwidth\s*:\s*(\S+)\s*(\w+)?")
+_BINARY_RE = re.compile(r"(?:^|[/\s])([a-z][a-z0-9_]*?)_perf(?:_mpi)?(?=\s|$)")
+
+# Phases of a run, in print order. A marker whose phase the current run has already reached starts a new run.
+_P_NONE, _P_VERSION, _P_BANNER, _P_PARAMS, _P_DEVICES, _P_TITLE, _P_COLUMNS, _P_ROWS, _P_FOOTER = range(-1, 8)
+
+# --- columns -------------------------------------------------------------------------------------------------
+
+_INT_RE = re.compile(r"[-+]?\d+")
+_FLOAT_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|(?i:[-+]?(?:inf|nan))")
+_WORD_RE = re.compile(r"[A-Za-z_][\w.\-]*")
+
+# header token -> (Row field, kind). Old formats: "bytes N type op ... res" (NCCL 1), "error" (max error, 2.x
+# until #wrong replaced it).
+_SINGLE = {
+    "size": ("size_bytes", "int"),
+    "bytes": ("size_bytes", "int"),
+    "count": ("count", "int"),
+    "N": ("count", "int"),
+    "type": ("dtype", "word"),
+    "redop": ("redop", "word"),
+    "op": ("redop", "word"),
+    "root": ("root", "int"),
+}
+# Printed once for out-of-place, then once for in-place.
+_PAIRED = {
+    "time": ("time_us", "float"),
+    "cputime": ("time_us", "float"),
+    "algbw": ("algbw_gbps", "float"),
+    "busbw": ("busbw_gbps", "float"),
+    "#wrong": ("wrong", "wrong"),
+    "wrong": ("wrong", "wrong"),
+    "error": ("error", "error"),
+    "res": ("error", "error"),
+}
+_ROW_FIELDS = frozenset(f.name for f in fields(Row))
+
+Spec = tuple[str | None, str]  # (Row field or None to skip, kind)
+
+
+def _columns_from_header(tokens: list[str]) -> list[Spec] | None:
+    """Token specs of a table's rows from its column-header tokens; None when the line is no column header."""
+    if not ({"size", "bytes"} & set(tokens) and {"time", "cputime"} & set(tokens)):
+        return None
+    specs: list[Spec] = []
+    seen: dict[str, int] = {}
+    for tok in tokens:
+        if tok in _SINGLE:
+            specs.append(_SINGLE[tok])
+        elif tok in _PAIRED:
+            name, kind = _PAIRED[tok]
+            n = seen[name] = seen.get(name, 0) + 1
+            prefix = {1: "oop_", 2: "ip_"}.get(n)
+            specs.append((prefix + name if prefix else None, kind))
+        elif tok == "timestamp":
+            # --report_timestamps prints "YYYY-MM-DD HH:MM:SS" after the in-place columns: two tokens.
+            specs += [(None, "any"), (None, "any")]
+        else:
+            # Columns this parser does not keep (per-iteration i_min, i_max, i_p99, i_cv%, ...).
+            specs.append((None, "any"))
+    return specs
+
+
+def _convert(token: str, kind: str) -> tuple[bool, Any]:
+    if kind == "float":
+        return (True, float(token)) if _FLOAT_RE.fullmatch(token) else (False, None)
+    if kind == "int":
+        return (True, int(token)) if _INT_RE.fullmatch(token) else (False, None)
+    if kind == "word":
+        return (True, token) if _WORD_RE.fullmatch(token) and token != "N/A" else (False, None)
+    if kind == "wrong":
+        # "N/A" with -c 0; printed with %6g in 2.13+, so a large count may read "1.04858e+06".
+        if token == "N/A":
+            return True, None
+        if _FLOAT_RE.fullmatch(token):
+            value = float(token)
+            if math.isfinite(value) and value == int(value):
+                return True, int(value)
+        return False, None
+    if kind == "error":
+        if token == "N/A":
+            return True, None
+        return (True, float(token)) if _FLOAT_RE.fullmatch(token) else (False, None)
+    return True, None  # "any": a column that is not kept
+
+
+def _convert_all(tokens: list[str], specs: list[Spec]) -> list[Any] | None:
+    """Converted values of ``tokens`` (at most len(specs)), or None if one does not fit its column."""
+    if len(tokens) > len(specs):
+        return None
+    values = []
+    for tok, (_, kind) in zip(tokens, specs):
+        ok, value = _convert(tok, kind)
+        if not ok:
+            return None
+        values.append(value)
+    return values
+
+
+# --- the parser ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _RunState:
+    run: Run
+    phase: int = _P_NONE
+    closed: bool = False
+    columns: list[Spec] | None = None
+    ranks: dict[int, str] = field(default_factory=dict)
+    last_line: int = 0
+
+
+class _Parser:
+    def __init__(self, source: str):
+        self.source = source
+        self.states: list[_RunState] = []
+        self.hint: str | None = None  # a collective named by a binary path seen outside a run's header
+        self.pending: list[str] = []  # tokens of a row printed in pieces
+        self.pending_line = 0
+
+    # runs
+
+    @property
+    def cur(self) -> _RunState | None:
+        return self.states[-1] if self.states else None
+
+    def _new_run(self) -> _RunState:
+        self._flush_pending("the next run started")
+        st = _RunState(Run(source=self.source, run=len(self.states), collective=self.hint))
+        self.hint = None
+        self.states.append(st)
+        return st
+
+    def _at(self, phase: int, repeatable: bool = False) -> _RunState:
+        """The run a header line of ``phase`` belongs to, starting a new one when the current run is past it."""
+        st = self.cur
+        if st is None or st.closed or st.phase > phase or (st.phase == phase and not repeatable):
+            st = self._new_run()
+        st.phase = max(st.phase, phase)
+        return st
+
+    def _any_run(self) -> _RunState:
+        return self.cur if self.cur is not None else self._new_run()
+
+    def _issue(self, st: _RunState, line: int, message: str) -> None:
+        st.run.errors.append(ParseIssue(line, message))
+
+    def _flush_pending(self, why: str) -> None:
+        if self.pending and self.cur is not None:
+            size = self.pending[0]
+            self._issue(self.cur, self.pending_line, f"row for size {size} cut off: {why}")
+        self.pending = []
+
+    # lines
+
+    def feed(self, lineno: int, line: str) -> None:
+        if "<std" in line:
+            line = _TAG_RE.sub("", line)
+        m = _LABEL_RE.match(line)
+        if m:
+            line = line[m.end() :]
+        text = line.strip()
+        if not text or _ELISION_RE.match(text):
+            return
+
+        failure = None
+        if "NCCL" in text or "failure" in text:
+            noise = _find_noise(text)
+            if noise is not None:
+                start, is_failure = noise
+                if is_failure:
+                    failure = text[start:].strip()[:500]
+                text = text[:start].strip()
+
+        if text.startswith("#"):
+            self._flush_pending(f"line {lineno} is a header line")
+            self._header(lineno, text)
+        elif text:
+            self._body(lineno, text)
+
+        if failure is not None:
+            self._flush_pending(failure)
+            self._issue(self._any_run(), lineno, failure)
+        if self.cur is not None:
+            self.cur.last_line = lineno
+
+    def _header(self, lineno: int, text: str) -> None:
+        body = text[1:].strip()
+        if body.startswith("nccl-tests version"):
+            self._at(_P_VERSION)
+        elif body.startswith("Collective test starting:"):
+            st = self._at(_P_BANNER)
+            name = body.split(":", 1)[1].split()
+            if name:
+                st.run.collective = re.sub(r"_perf(?:_mpi)?$", "", name[0])
+        elif body.startswith("nThread"):
+            self._at(_P_PARAMS)
+        elif body.startswith("Using devices"):
+            self._at(_P_DEVICES)
+        elif body.startswith("Rank"):
+            m = _RANK_RE.match(text)
+            if m:
+                st = self._at(_P_DEVICES, repeatable=True)
+                st.ranks.setdefault(int(m.group(1)), m.group(2))
+        elif "out-of-place" in body and "in-place" in body:
+            self._at(_P_TITLE)
+        elif body.startswith("Out of bounds values"):
+            st = self._at(_P_FOOTER, repeatable=True)
+            m = _OOB_RE.search(body)
+            if m:
+                st.run.out_of_bounds = int(m.group(1))
+                if m.group(2) == "FAILED" or st.run.out_of_bounds > 0:
+                    self._issue(st, lineno, body)
+        elif body.startswith("Avg bus bandwidth"):
+            st = self._at(_P_FOOTER, repeatable=True)
+            m = _AVG_RE.search(body)
+            if m and _FLOAT_RE.fullmatch(m.group(1)):
+                st.run.avg_busbw_gbps = float(m.group(1))
+                if m.group(2) == "FAILED":  # below the -C/--check_avg_bw threshold
+                    self._issue(st, lineno, body)
+        elif body.startswith("Collective test concluded"):
+            st = self._any_run()
+            st.closed = True
+        elif body.startswith("error:"):
+            self._issue(self._any_run(), lineno, body)
+        else:
+            specs = _columns_from_header(body.split())
+            if specs is not None:
+                st = self._at(_P_COLUMNS)
+                st.columns = specs
+
+    def _body(self, lineno: int, text: str) -> None:
+        st = self.cur
+        in_table = st is not None and not st.closed and st.columns is not None
+        if not in_table or st.phase not in (_P_COLUMNS, _P_ROWS) or not text[0].isdigit():
+            m = _BINARY_RE.search(text)
+            if m:
+                if st is not None and not st.closed and st.phase < _P_COLUMNS and st.run.collective is None:
+                    st.run.collective = m.group(1)
+                else:
+                    self.hint = m.group(1)
+            return
+        assert st is not None and st.columns is not None
+        tokens = text.split()
+        if self.pending:
+            if self._take(st, self.pending + tokens, self.pending_line):
+                return
+            self._flush_pending(f"line {lineno} does not continue it")
+        if not self._take(st, tokens, lineno):
+            expected = len(st.columns)
+            self._issue(st, lineno, f"unreadable row ({len(tokens)} fields, {expected} expected): {text[:200]}")
+
+    def _take(self, st: _RunState, tokens: list[str], lineno: int) -> bool:
+        """Accept ``tokens`` as a row, or as the start of one; False if they fit neither."""
+        specs = st.columns or []
+        values = _convert_all(tokens, specs)
+        if values is None:
+            return False
+        if len(values) < len(specs):
+            self.pending, self.pending_line = tokens, lineno
+            return True
+        row = Row(**{name: v for (name, _), v in zip(specs, values) if name in _ROW_FIELDS})
+        st.run.rows.append(row)
+        st.phase = _P_ROWS
+        self.pending = []
+        return True
+
+    def finish(self) -> list[Run]:
+        self._flush_pending("the log ends")
+        for st in self.states:
+            run = st.run
+            if st.ranks:
+                run.nranks = len(st.ranks)
+                run.hosts = list(dict.fromkeys(st.ranks[r] for r in sorted(st.ranks)))
+            if not run.rows and not run.errors:
+                where = "the log ends" if st is self.states[-1] else "the next run starts"
+                run.errors.append(ParseIssue(st.last_line, f"no result rows before {where}"))
+        return [st.run for st in self.states]
+
+
+def parse_text(text: str, source: str) -> list[Run]:
+    """Every nccl-tests run found in ``text`` (the stdout of one job), numbered from 0.
+
+    ``source`` names where the text came from (a path) and is copied onto each run.
+    """
+    parser = _Parser(source)
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        parser.feed(lineno, line)
+    return parser.finish()
+
+
+def read_log(path: str | Path) -> str:
+    """The text of a log file; raises :class:`LogReadError` if it is missing, a directory or not text."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise LogReadError(str(path), "no such file") from None
+    except IsADirectoryError:
+        raise LogReadError(str(path), "is a directory") from None
+    except OSError as exc:
+        raise LogReadError(str(path), exc.strerror or str(exc)) from None
+    if b"\0" in data:
+        raise LogReadError(str(path), "not a text file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        # A log is mostly ASCII; a stray non-UTF-8 byte (a host name, a locale) should not lose the results.
+        return data.decode("latin-1")
+
+
+def parse_file(path: str | Path) -> list[Run]:
+    """:func:`parse_text` of a file, with the path as the runs' source."""
+    return parse_text(read_log(path), str(path))
+
+
+# --- output forms --------------------------------------------------------------------------------------------
+
+_INT_COLUMNS = ("run", "nranks", "size_bytes", "count", "root", "oop_wrong", "ip_wrong")
+_STR_COLUMNS = ("source", "collective", "dtype", "redop")
+
+
+def runs_to_records(runs: list[Run]) -> list[dict[str, Any]]:
+    """One dict per row, keyed by :data:`COLUMNS`."""
+    out = []
+    for run in runs:
+        head = {"source": run.source, "run": run.run, "collective": run.collective, "nranks": run.nranks}
+        for row in run.rows:
+            out.append({**head, **asdict(row)})
+    return out
+
+
+def runs_to_frame(runs: list[Run]) -> pandas.DataFrame:
+    """The rows of every run as a DataFrame with exactly :data:`COLUMNS`: nullable Int64 counts, float64
+    times and bandwidths, string text; a value the log does not have is NA/NaN."""
+    import pandas as pd
+
+    frame = pd.DataFrame(runs_to_records(runs), columns=list(COLUMNS))
+    dtypes: dict[str, Any] = {}
+    for col in COLUMNS:
+        if col in _INT_COLUMNS:
+            dtypes[col] = "Int64"
+        elif col in _STR_COLUMNS:
+            dtypes[col] = "string"
+        else:
+            dtypes[col] = "float64"
+    return frame.astype(dtypes)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def runs_to_json(runs: list[Run]) -> dict[str, Any]:
+    """``{"runs": [{"source", "run", "collective", "nranks", "avg_busbw_gbps", "errors", "rows"}]}`` (DESIGN.md).
+
+    ``errors`` holds ``{"line", "message"}`` objects; ``rows`` the row columns (not the run's own keys).
+    """
+    return {
+        "runs": [
+            {
+                "source": run.source,
+                "run": run.run,
+                "collective": run.collective,
+                "nranks": run.nranks,
+                "avg_busbw_gbps": _json_value(run.avg_busbw_gbps),
+                "errors": [{"line": e.line, "message": e.message} for e in run.errors],
+                "rows": [{k: _json_value(v) for k, v in asdict(row).items()} for row in run.rows],
+            }
+            for run in runs
+        ]
+    }
