@@ -1,0 +1,127 @@
+"""Parsers for ``lscpu`` (plain and ``-J``), ``lscpu -p=CPU,CORE,SOCKET,NODE``, ``numactl -H`` and
+the sysfs NUMA node of PCI devices."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from slurmkit.facts._text import clean, cpu_list
+from slurmkit.facts.models import CpuInfo, CpuLayoutEntry, NumaInfo, NumaNode
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.strip().isdigit() else None
+
+
+def _cpuinfo_from_fields(fields: dict[str, str]) -> CpuInfo:
+    info = CpuInfo(
+        cpus=_int(fields.get("CPU(s)")),
+        online=cpu_list(fields.get("On-line CPU(s) list", "")),
+        sockets=_int(fields.get("Socket(s)")),
+        cores_per_socket=_int(fields.get("Core(s) per socket")),
+        threads_per_core=_int(fields.get("Thread(s) per core")),
+        model_name=fields.get("Model name"),
+    )
+    for key, value in fields.items():
+        m = re.fullmatch(r"NUMA node(\d+) CPU\(s\)", key)
+        if m:
+            info.numa_cpus[int(m.group(1))] = cpu_list(value)
+    return info
+
+
+def parse_lscpu(text: str) -> CpuInfo | None:
+    """Plain ``lscpu``: ``Field:   value`` lines. A partial paste (only topology lines) is accepted."""
+    fields: dict[str, str] = {}
+    for line in clean(text).split("\n"):
+        if ":" in line:
+            key, value = line.split(":", 1)
+            fields.setdefault(key.strip(), value.strip())
+    return _cpuinfo_from_fields(fields) if fields else None
+
+
+def parse_lscpu_json(text: str) -> CpuInfo | None:
+    """``lscpu -J``: ``{"lscpu": [{"field": "CPU(s):", "data": "224"}, ...]}``.
+
+    Newer util-linux nests entries under ``children`` (e.g. the model lines under "Vendor ID:"); both
+    shapes are read.
+    """
+    text = clean(text).strip()
+    if not text:
+        return None
+    doc = json.loads(text)
+    fields: dict[str, str] = {}
+
+    def walk(entries):
+        for entry in entries:
+            key = str(entry.get("field", "")).rstrip(":").strip()
+            if key and entry.get("data") is not None:
+                fields.setdefault(key, str(entry["data"]))
+            walk(entry.get("children", []))
+
+    walk(doc.get("lscpu", []))
+    return _cpuinfo_from_fields(fields)
+
+
+def parse_lscpu_parsable(text: str) -> list[CpuLayoutEntry]:
+    """``lscpu -p=CPU,CORE,SOCKET,NODE``: ``#`` comment lines, then ``cpu,core,socket,node`` per CPU."""
+    out = []
+    for line in clean(text).split("\n"):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        cells = line.split(",")
+        if len(cells) < 3 or not all(c.isdigit() for c in cells[:3]):
+            continue
+        node = _int(cells[3]) if len(cells) > 3 else None
+        out.append(CpuLayoutEntry(cpu=int(cells[0]), core=int(cells[1]), socket=int(cells[2]), node=node))
+    return out
+
+
+def parse_numactl_hardware(text: str) -> NumaInfo | None:
+    """``numactl -H``: ``node N cpus: ...``, ``node N size: X MB``, ``node N free: X MB`` and distances."""
+    info = NumaInfo()
+    nodes: dict[int, NumaNode] = {}
+    in_distances = False
+    columns: list[int] = []
+    for line in clean(text).split("\n"):
+        m = re.match(r"^node (\d+) cpus:(.*)$", line)
+        if m:
+            n = int(m.group(1))
+            nodes[n] = NumaNode(node=n, cpus=[int(c) for c in m.group(2).split()])
+            info.nodes.append(nodes[n])
+            continue
+        m = re.match(r"^node (\d+) (size|free): (\d+) MB", line)
+        if m and int(m.group(1)) in nodes:
+            setattr(nodes[int(m.group(1))], f"{m.group(2)}_mb", int(m.group(3)))
+            continue
+        if line.startswith("node distances:"):
+            in_distances = True
+            continue
+        if in_distances:
+            if line.startswith("node "):
+                columns = [int(c) for c in line.split()[1:]]
+                continue
+            m = re.match(r"^\s*(\d+):\s*(.*)$", line)
+            if m:
+                info.distances[int(m.group(1))] = dict(zip(columns, (int(v) for v in m.group(2).split())))
+    return info if info.nodes else None
+
+
+# The collect command for PCI NUMA nodes (kept beside its parser; also in slurmkit.facts.COMMANDS):
+SYSFS_PCI_NUMA_COMMAND = 'for f in /sys/bus/pci/devices/*/numa_node; do [ -r "$f" ] && echo "$f: $(cat "$f")"; done; true'
+_PCI_NUMA = re.compile(r"^/sys/bus/pci/devices/([^/]+)/numa_node: ?(-?\d+)\s*$")
+
+
+def parse_sysfs_pci_numa(text: str) -> dict[str, int | None]:
+    """Lines ``/sys/bus/pci/devices/0000:19:00.0/numa_node: 0``: PCI address -> NUMA node.
+
+    The kernel prints -1 when the platform does not say (one-node machines, many VMs): that is None.
+    """
+    out: dict[str, int | None] = {}
+    for line in clean(text).split("\n"):
+        m = _PCI_NUMA.match(line.strip())
+        if m:
+            node = int(m.group(2))
+            out[m.group(1).lower()] = node if node >= 0 else None
+    return out

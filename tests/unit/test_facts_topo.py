@@ -1,0 +1,77 @@
+from pathlib import Path
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hardware"
+
+
+def fixture(name: str) -> str:
+    # newline="" keeps CRLF line ends as captured
+    with open(FIXTURES / name, encoding="utf-8", newline="") as fh:
+        return fh.read()
+
+
+from slurmkit.facts import parse_topo_matrix
+
+
+def _near(m, gpu, codes=("PIX",)):
+    return [m.nic_names[n] for n in m.nic_labels if m.links[gpu][n] in codes]
+
+
+def test_topo01_tabs_nic_legend_gpu3_not_nic3():
+    m = parse_topo_matrix(fixture("topo-01-h100-12nic-roce-1numa-aihub0007.txt"))
+    assert m.gpu_labels == [f"GPU{i}" for i in range(8)]
+    assert len(m.nic_labels) == 12
+    assert _near(m, "GPU3") == ["mlx5_5"]
+    assert _near(m, "GPU7") == ["mlx5_11"]
+    assert m.links["GPU0"]["GPU1"] == "NV18"
+    assert m.cpu_affinity["GPU0"] == "0-191"
+    assert m.numa_affinity["GPU7"] == 0
+
+
+def test_topo02_old_format_columns_named_by_hca():
+    m = parse_topo_matrix(fixture("topo-02-dgxa100-12mlx5-oldfmt-no-nic-legend.txt"))
+    assert m.nic_labels[0] == "mlx5_0" and m.nic_names["mlx5_11"] == "mlx5_11"
+    assert _near(m, "GPU0", ("PXB",)) == ["mlx5_0", "mlx5_1"]
+    assert _near(m, "GPU6", ("PXB",)) == ["mlx5_8", "mlx5_9"]
+    assert m.cpu_affinity["GPU0"] == "48-63,176-191"
+    assert m.numa_affinity == {"GPU0": 3, "GPU1": 3, "GPU2": 1, "GPU3": 1, "GPU4": 7, "GPU5": 7, "GPU6": 5, "GPU7": 5}
+
+
+def test_topo03_topo_mp_last_row_without_trailing_space():
+    m = parse_topo_matrix(fixture("topo-03-dgx1-v100-4mlx5-topo-mp.txt"))
+    assert m.links["GPU0"]["GPU1"] == "PIX"
+    assert m.links["mlx5_3"]["mlx5_2"] == "PHB"
+    assert _near(m, "GPU7") == ["mlx5_3"]
+    assert m.cpu_affinity["GPU4"] == "20-39,60-79"
+
+
+def test_topo04_space_padded_crlf_18_nics():
+    m = parse_topo_matrix(fixture("topo-04-oci-a100-18nic-pxb-spaces.txt"))
+    assert len(m.nic_labels) == 18
+    assert _near(m, "GPU0", ("PXB",)) == ["mlx5_5", "mlx5_6", "mlx5_7", "mlx5_8"]
+    assert _near(m, "GPU4", ("PXB",)) == ["mlx5_14", "mlx5_15", "mlx5_16", "mlx5_17"]
+    assert m.cpu_affinity["GPU4"] == "112-127"
+    assert m.numa_affinity["GPU4"] == 7
+    assert m.links["NIC17"]["NIC16"] == "PIX"
+
+
+def test_topo05_ansi_header_and_legend_gap():
+    m = parse_topo_matrix(fixture("topo-05-h100-11nic-ansi-legend-gap-violet-h100-023.txt"))
+    assert m.devices[0] == "GPU0"
+    assert m.nic_names["NIC8"] == "mlx5_8" and m.nic_names["NIC9"] == "mlx5_10" and m.nic_names["NIC10"] == "mlx5_11"
+    assert "mlx5_9" not in m.nic_names.values()
+    assert _near(m, "GPU6") == ["mlx5_8"] and _near(m, "GPU7") == []
+    assert _near(m, "GPU7", ("PXB",)) == ["mlx5_8"]
+    assert m.cpu_affinity["GPU4"] == "56-111,168-223"
+    assert m.numa_affinity["GPU3"] == 0 and m.numa_affinity["GPU4"] == 1
+
+
+def test_topo06_comma_cpu_lists_three_pix_nics():
+    m = parse_topo_matrix(fixture("topo-06-dell-h100-12nic-topo-mp-no-nvlink.txt"))
+    assert _near(m, "GPU0") == ["mlx5_0", "mlx5_1", "mlx5_2"]
+    assert _near(m, "GPU4") == ["mlx5_6", "mlx5_7", "mlx5_8"]
+    assert m.links["GPU0"]["GPU4"] == "SYS"
+    assert m.cpu_affinity["GPU5"] == "1,3,5,7,9,11"
+
+
+def test_no_output_is_no_matrix():
+    assert parse_topo_matrix("") is None
