@@ -1,0 +1,756 @@
+"""The local cluster: a pure plan (names, addresses, interfaces, files) and its lifecycle (up, down, status).
+
+Layout on the machine, for a cluster NAME with H heads and N computes:
+
+- two bridges: ``sk-<tag>-m`` (management: the machine has ``.1`` on it, heads ``.11``...) and ``sk-<tag>-c``
+  (private: heads ``.1``..., computes ``.11``...; the machine is not on it and has an ``unreachable`` route for
+  it, so a direct connection from the machine fails at once). No default route anywhere, no forwarding.
+- one "host" per node: a holder process (``sleep``) owning a network, UTS and mount namespace; its sshd and
+  every daemon started from an SSH session run in those namespaces.
+- a state directory ``/var/lib/slurmkit/local/NAME`` holding the key pair, known_hosts, ``state.json`` and
+  one directory per node whose subdirectories are bind-mounted over the node's /etc/slurm, /run, ... so that
+  Slurm's and munge's default paths are private to each node; ``shared/`` is the same directory on every node.
+
+Only ``slurmkit.local.netns`` touches namespaces, links, mounts and devices; this module decides what they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from slurmkit.local import LocalClusterError
+
+DEFAULT_STATE_ROOT = Path("/var/lib/slurmkit/local")
+STATE_ROOT = Path(os.environ.get("SLURMKIT_LOCAL_STATE", str(DEFAULT_STATE_ROOT)))
+GPU_ROOT = Path("/dev/slurmkit")
+GPU_MAJOR = 241  # a local/experimental character major: Slurm only needs File= to be a char device
+MAX_HEADS = 9
+MAX_COMPUTES = 244  # private /24: heads .1-.9, computes .11-.254
+NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
+# Second and third octets of 10.X.Y.0/24 pairs (Y even: management, Y+1: private): 128 * 128 slots.
+_SLOT_SECOND_BASE = 100
+_SLOTS = 128 * 128
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What one simulated node declares; read from ``slurmd -C`` on the machine."""
+
+    sockets: int
+    cores_per_socket: int
+    threads_per_core: int
+    real_memory_mb: int
+
+    @property
+    def memory_mb(self) -> int:
+        """Memory to declare: a little under RealMemory, as one would on a real node."""
+        return max(1, int(self.real_memory_mb * 0.95))
+
+
+def parse_slurmd_c(text: str) -> Hardware:
+    """Read ``slurmd -C`` output (one line of ``Key=Value`` words, UpTime on the same or the next line)."""
+    values: dict[str, str] = {}
+    for word in text.split():
+        key, sep, value = word.partition("=")
+        if sep:
+            values[key] = value
+    try:
+        return Hardware(
+            sockets=int(values["SocketsPerBoard"]) * int(values.get("Boards", "1")),
+            cores_per_socket=int(values["CoresPerSocket"]),
+            threads_per_core=int(values["ThreadsPerCore"]),
+            real_memory_mb=int(values["RealMemory"]),
+        )
+    except (KeyError, ValueError) as exc:
+        raise LocalClusterError(f"cannot read `slurmd -C` output ({exc}): {text.strip()!r}") from exc
+
+
+def fallback_hardware() -> Hardware:
+    """Without slurmd on the machine: one socket of os.cpu_count() cores and MemTotal."""
+    meminfo = Path("/proc/meminfo").read_text()
+    match = re.search(r"^MemTotal:\s+(\d+) kB", meminfo, re.M)
+    return Hardware(1, os.cpu_count() or 1, 1, int(match.group(1)) // 1024 if match else 1024)
+
+
+@dataclass(frozen=True)
+class Link:
+    """One veth pair: ``host_ifname`` on the machine (a port of ``bridge``), ``inner_ifname`` in the node."""
+
+    host_ifname: str
+    inner_ifname: str
+    bridge: str
+    address: str  # with prefix length, e.g. 10.100.6.11/24
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A mount made inside a node's mount namespace: a bind of ``source`` or an overlay on ``target``."""
+
+    target: str
+    source: str
+    kind: str = "bind"  # "bind" or "overlay" (source is then the overlay's option string)
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """One host of the local cluster."""
+
+    name: str
+    role: str  # "head" or "compute"
+    private_address: str
+    mgmt_address: str | None
+    links: tuple[Link, ...]
+
+    @property
+    def ssh_address(self) -> str:
+        """How slurmkit reaches it: heads by management address, computes by private address via the jump host."""
+        return self.mgmt_address or self.private_address
+
+    @property
+    def addresses(self) -> list[str]:
+        return [a for a in (self.mgmt_address, self.private_address) if a]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything ``local up`` will make, decided before anything is made."""
+
+    name: str
+    tag: str
+    mgmt_subnet: str
+    private_subnet: str
+    heads: tuple[NodePlan, ...]
+    computes: tuple[NodePlan, ...]
+    hardware: Hardware
+    state_dir: str
+    gpus_per_node: int = 0
+    gpu_type: str = "h100"
+
+    @property
+    def nodes(self) -> tuple[NodePlan, ...]:
+        return self.heads + self.computes
+
+    @property
+    def mgmt_bridge(self) -> str:
+        return f"sk-{self.tag}-m"
+
+    @property
+    def private_bridge(self) -> str:
+        return f"sk-{self.tag}-c"
+
+    @property
+    def host_address(self) -> str:
+        """The machine's address on the management bridge."""
+        return str(ipaddress.ip_network(self.mgmt_subnet).network_address + 1)
+
+    @property
+    def link_pattern(self) -> re.Pattern[str]:
+        """Every link this cluster may have on the machine (also for a half-built cluster whose state is lost)."""
+        return re.compile(rf"sk-{re.escape(self.tag)}-(m|c|h\d+[mc]|n\d+)")
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state_dir)
+
+    @property
+    def shared_dir(self) -> Path:
+        return self.state_path / "shared"
+
+    @property
+    def key_path(self) -> Path:
+        return self.state_path / "id_ed25519"
+
+    @property
+    def known_hosts_path(self) -> Path:
+        return self.state_path / "known_hosts"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_path / "state.json"
+
+    @property
+    def gpu_dir(self) -> Path:
+        return GPU_ROOT / self.name
+
+    @property
+    def gpu_files(self) -> list[Path]:
+        return [self.gpu_dir / f"nvidia{k}" for k in range(self.gpus_per_node)]
+
+    def node(self, name: str) -> NodePlan:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def node_dir(self, name: str) -> Path:
+        return self.state_path / "nodes" / name
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Plan:
+        def node(d: dict) -> NodePlan:
+            return NodePlan(**{**d, "links": tuple(Link(**link) for link in d["links"])})
+
+        return cls(
+            **{
+                **data,
+                "heads": tuple(node(d) for d in data["heads"]),
+                "computes": tuple(node(d) for d in data["computes"]),
+                "hardware": Hardware(**data["hardware"]),
+            }
+        )
+
+
+def validate_name(name: str) -> None:
+    """A cluster name is a Slurm ClusterName: lowercase letters, digits and dashes, at most 32 characters."""
+    if not NAME_RE.match(name):
+        raise LocalClusterError(
+            f"invalid cluster name {name!r}: use lowercase letters, digits and dashes, "
+            "start with a letter, end with a letter or digit, at most 32 characters"
+        )
+
+
+def interface_tag(name: str) -> str:
+    """A short tag for interface names (Linux allows 15 characters): the name, or 2 letters + 5 hex of its hash."""
+    if len(name) <= 7:
+        return name
+    return name[:2] + hashlib.sha256(name.encode()).hexdigest()[:5]
+
+
+def choose_subnets(
+    name: str, taken: list[ipaddress.IPv4Network]
+) -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Network]:
+    """A (management, private) pair of /24s in 10.100-227.x, derived from the name, skipping ``taken`` ones."""
+    start = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % _SLOTS
+    for k in range(_SLOTS):
+        slot = (start + k) % _SLOTS
+        second, third = _SLOT_SECOND_BASE + slot // 128, (slot % 128) * 2
+        mgmt = ipaddress.IPv4Network(f"10.{second}.{third}.0/24")
+        private = ipaddress.IPv4Network(f"10.{second}.{third + 1}.0/24")
+        if not any(net.overlaps(t) for net in (mgmt, private) for t in taken if t.prefixlen > 0):
+            return mgmt, private
+    raise LocalClusterError("no free pair of /24 subnets in 10.100.0.0-10.227.255.255")
+
+
+def make_plan(
+    name: str,
+    computes: int,
+    heads: int,
+    hardware: Hardware,
+    taken: list[ipaddress.IPv4Network],
+    state_root: Path = STATE_ROOT,
+    gpus_per_node: int = 0,
+    gpu_type: str = "h100",
+) -> Plan:
+    """Decide names, addresses and interfaces of every host. Pure: ``taken`` is the machine's routes."""
+    validate_name(name)
+    if not 1 <= heads <= MAX_HEADS:
+        raise LocalClusterError(f"--heads must be between 1 and {MAX_HEADS}, got {heads}")
+    if not 1 <= computes <= MAX_COMPUTES:
+        raise LocalClusterError(f"-n/--computes must be between 1 and {MAX_COMPUTES}, got {computes}")
+    if gpus_per_node < 0:
+        raise LocalClusterError(f"--gpus-per-node must not be negative, got {gpus_per_node}")
+    if gpus_per_node and not re.match(r"^[a-z0-9_]+$", gpu_type):
+        raise LocalClusterError(f"invalid --gpu-type {gpu_type!r}: use lowercase letters, digits, underscores")
+    tag = interface_tag(name)
+    mgmt, private = choose_subnets(name, taken)
+    mgmt_bridge, private_bridge = f"sk-{tag}-m", f"sk-{tag}-c"
+    head_plans = []
+    for i in range(1, heads + 1):
+        mgmt_addr, private_addr = str(mgmt.network_address + 10 + i), str(private.network_address + i)
+        links = (
+            Link(f"sk-{tag}-h{i}m", "eth0", mgmt_bridge, f"{mgmt_addr}/{mgmt.prefixlen}"),
+            Link(f"sk-{tag}-h{i}c", "eth1", private_bridge, f"{private_addr}/{private.prefixlen}"),
+        )
+        head_plans.append(NodePlan(f"{name}-head-{i}", "head", private_addr, mgmt_addr, links))
+    compute_plans = []
+    for i in range(1, computes + 1):
+        private_addr = str(private.network_address + 10 + i)
+        links = (Link(f"sk-{tag}-n{i}", "eth0", private_bridge, f"{private_addr}/{private.prefixlen}"),)
+        compute_plans.append(NodePlan(f"{name}-node-{i}", "compute", private_addr, None, links))
+    return Plan(
+        name=name,
+        tag=tag,
+        mgmt_subnet=str(mgmt),
+        private_subnet=str(private),
+        heads=tuple(head_plans),
+        computes=tuple(compute_plans),
+        hardware=hardware,
+        state_dir=str(state_root / name),
+        gpus_per_node=gpus_per_node,
+        gpu_type=gpu_type,
+    )
+
+
+def fold(items: list[str]) -> str:
+    """A hostlist expression (``a-node-[1-4]``, ``10.1.2.[11-14]``) via ClusterShell."""
+    from ClusterShell.NodeSet import NodeSet
+
+    return str(NodeSet.fromlist(items))
+
+
+def gpu_files_expression(plan: Plan) -> str:
+    """gres.conf ``File=`` for the simulated GPUs, e.g. ``/dev/slurmkit/x/nvidia[0-7]``."""
+    from ClusterShell.RangeSet import RangeSet
+
+    if plan.gpus_per_node == 1:
+        return str(plan.gpu_dir / "nvidia0")
+    return f"{plan.gpu_dir}/nvidia[{RangeSet(range(plan.gpus_per_node))}]"
+
+
+def cluster_file_dict(plan: Plan) -> dict:
+    """The cluster file ``local up`` writes (the keys slurmkit's cluster model accepts)."""
+    hw = plan.hardware
+    group: dict = {
+        "names": fold([n.name for n in plan.computes]),
+        "addresses": fold([n.private_address for n in plan.computes]),
+        "sockets": hw.sockets,
+        "cores_per_socket": hw.cores_per_socket,
+        "threads_per_core": hw.threads_per_core,
+        "memory_mb": hw.memory_mb,
+    }
+    if plan.gpus_per_node:
+        group["gpus"] = {"type": plan.gpu_type, "count": plan.gpus_per_node, "files": gpu_files_expression(plan)}
+    return {
+        "cluster": plan.name,
+        "profile": "local",
+        "ssh": {
+            "user": "root",
+            "identity_file": str(plan.key_path),
+            "proxy_jump": f"root@{plan.heads[0].mgmt_address}",
+            "known_hosts": str(plan.known_hosts_path),
+        },
+        "heads": {
+            "names": fold([n.name for n in plan.heads]),
+            "addresses": fold([n.mgmt_address for n in plan.heads if n.mgmt_address]),
+        },
+        "nodes": [group],
+        "partitions": [{"name": "debug", "nodes": "ALL", "default": True}],
+        "state_dir": str(plan.shared_dir / "slurmctld"),
+        "shared_dir": str(plan.shared_dir),
+    }
+
+
+def hosts_file(plan: Plan) -> str:
+    """/etc/hosts of every node: each name resolves to its private address (the one Slurm uses)."""
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", ""]
+    lines += [f"{n.private_address}\t{n.name}" for n in plan.nodes]
+    return "\n".join(lines) + "\n"
+
+
+RESOLV_CONF = "# slurmkit local cluster: no nameserver, names come from /etc/hosts\noptions timeout:1 attempts:1\n"
+
+BASHRC = """\
+# slurmkit local cluster node: a neutral ~/.bashrc (the machine's own is not read here).
+[ -z "$PS1" ] && return
+PS1='\\u@\\h:\\w\\$ '
+"""
+
+
+def sshd_config(plan: Plan, node: NodePlan) -> str:
+    """The node's own sshd_config: its addresses, host key and pid file; keys only, no PAM."""
+    node_dir = plan.node_dir(node.name)
+    lines = [f"# slurmkit local cluster {plan.name}: sshd of {node.name}", "Port 22"]
+    lines += [f"ListenAddress {a}" for a in node.addresses]
+    lines += [
+        f"HostKey {node_dir / 'ssh' / 'ssh_host_ed25519_key'}",
+        "PidFile /run/sshd.pid",  # /run is the node's own (see node_mounts)
+        "AuthorizedKeysFile .ssh/authorized_keys",  # ~ is the node's own /root overlay
+        "UsePAM no",
+        "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "UseDNS no",
+        "PrintMotd no",
+        "AcceptEnv LANG LC_*",
+        # Parallel Fabric connections all pass through the jump host: the default 10:30:100 drops some.
+        "MaxStartups 512",
+        "MaxSessions 64",
+        "Subsystem sftp /usr/lib/openssh/sftp-server",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def node_mounts(plan: Plan, node: NodePlan) -> list[Mount]:
+    """What is private to a node, so that Slurm, munge and sshd default paths work without per-node names.
+
+    /root is an overlay on the machine's /root (the venv's interpreter may live there) with the node's own
+    .bashrc and .ssh on top. /run comes last: everything before it may still read the machine's /run.
+    """
+    d = plan.node_dir(node.name)
+    binds = [
+        ("etc/hostname", "/etc/hostname"),
+        ("etc/hosts", "/etc/hosts"),
+        ("etc/resolv.conf", "/etc/resolv.conf"),
+        ("etc/slurm", "/etc/slurm"),
+        ("etc/munge", "/etc/munge"),
+        ("log/slurm", "/var/log/slurm"),
+        ("log/munge", "/var/log/munge"),
+        ("lib/munge", "/var/lib/munge"),
+        ("lib/slurm", "/var/lib/slurm"),
+        ("spool", "/var/spool"),
+    ]
+    mounts = [Mount(target, str(d / source)) for source, target in binds]
+    overlay = f"lowerdir=/root,upperdir={d / 'home' / 'upper'},workdir={d / 'home' / 'work'}"
+    mounts.append(Mount("/root", overlay, "overlay"))
+    mounts.append(Mount("/run", str(d / "run")))
+    return mounts
+
+
+# Directories of a node (relative to its node dir): mode and owner ("root", "slurm" or "munge").
+NODE_DIRS: list[tuple[str, int, str]] = [
+    ("etc", 0o755, "root"),
+    ("etc/slurm", 0o755, "root"),
+    ("etc/munge", 0o700, "munge"),
+    ("log/slurm", 0o755, "slurm"),
+    ("log/munge", 0o700, "munge"),
+    ("lib/munge", 0o711, "munge"),
+    ("lib/slurm", 0o755, "slurm"),
+    ("lib/slurm/slurmctld", 0o755, "slurm"),
+    ("lib/slurm/slurmd", 0o755, "slurm"),
+    ("spool", 0o755, "root"),
+    ("spool/slurmd", 0o755, "root"),
+    ("spool/slurmctld", 0o755, "slurm"),
+    ("run", 0o755, "root"),
+    ("run/sshd", 0o755, "root"),
+    ("run/munge", 0o755, "munge"),
+    ("run/slurm", 0o755, "slurm"),
+    ("run/lock", 0o1777, "root"),
+    ("home/upper", 0o700, "root"),
+    ("home/upper/.ssh", 0o700, "root"),
+    ("home/work", 0o700, "root"),
+    ("ssh", 0o700, "root"),
+]
+
+
+def known_hosts(plan: Plan, host_keys: dict[str, str]) -> str:
+    """known_hosts lines for every node, by name and by each of its addresses."""
+    return "".join(f"{','.join([n.name, *n.addresses])} {host_keys[n.name]}\n" for n in plan.nodes)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Lifecycle
+
+
+@dataclass
+class State:
+    """What ``up`` recorded in ``state.json``: the plan, the holders and the cluster file it wrote."""
+
+    plan: Plan
+    holders: dict[str, int] = field(default_factory=dict)
+    cluster_file: str | None = None
+    created_dirs: list[str] = field(default_factory=list)  # parents of the cluster file made by up
+
+    def save(self) -> None:
+        path = self.plan.state_file
+        tmp = path.with_suffix(".tmp")
+        data = {
+            "plan": self.plan.to_dict(),
+            "holders": self.holders,
+            "cluster_file": self.cluster_file,
+            "created_dirs": self.created_dirs,
+        }
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, name: str, state_root: Path = STATE_ROOT) -> State | None:
+        path = state_root / name / "state.json"
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise LocalClusterError(f"cannot read {path}: {exc}") from exc
+        return cls(
+            plan=Plan.from_dict(data["plan"]),
+            holders={k: int(v) for k, v in data.get("holders", {}).items()},
+            cluster_file=data.get("cluster_file"),
+            created_dirs=list(data.get("created_dirs", [])),
+        )
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds spent in each phase of ``up``; the CLI prints the total."""
+
+    phases: dict[str, float]
+
+    @property
+    def total(self) -> float:
+        return sum(self.phases.values())
+
+
+def build_plan(
+    name: str, computes: int, heads: int, gpus_per_node: int = 0, gpu_type: str = "h100"
+) -> Plan:
+    """Probe the machine (routes, ``slurmd -C``) and make the plan."""
+    from slurmkit.local import netns
+
+    netns.preflight()
+    return make_plan(
+        name,
+        computes,
+        heads,
+        hardware=parse_slurmd_c(netns.slurmd_c()) if netns.which("slurmd") else fallback_hardware(),
+        taken=netns.routes(),
+        gpus_per_node=gpus_per_node,
+        gpu_type=gpu_type,
+    )
+
+
+def up(plan: Plan, cluster_file: Path) -> Timings:
+    """Make every host of ``plan`` and write the cluster file. On any failure, remove what was made."""
+    from slurmkit.local import netns
+
+    netns.preflight()
+    if plan.state_path.exists() or State.load(plan.name) is not None:
+        raise LocalClusterError(
+            f"local cluster {plan.name!r} already exists ({plan.state_path}); run `slurmkit local down --name {plan.name}`"
+        )
+    clash = [link for link in netns.links() if plan.link_pattern.fullmatch(link)]
+    if clash:
+        raise LocalClusterError(f"interfaces of cluster {plan.name!r} already exist: {', '.join(clash)}")
+    phases: dict[str, float] = {}
+    t = time.monotonic()
+
+    def lap(phase: str) -> None:
+        nonlocal t
+        now = time.monotonic()
+        phases[phase] = round(now - t, 3)
+        t = now
+
+    plan.state_path.mkdir(parents=True)
+    os.chmod(plan.state_path, 0o755)  # slurmctld runs as SlurmUser and needs to reach shared/slurmctld
+    state = State(plan)
+    state.save()
+    try:
+        _write_node_files(plan)
+        lap("files+keys")
+        state.holders = netns.start_holders(
+            {n.name: n.name for n in plan.nodes}, {n.name: node_mounts(plan, n) for n in plan.nodes}
+        )
+        state.save()
+        lap("holders")
+        netns.create_network(
+            bridges=[plan.mgmt_bridge, plan.private_bridge],
+            host_address=f"{plan.host_address}/{ipaddress.ip_network(plan.mgmt_subnet).prefixlen}",
+            mgmt_bridge=plan.mgmt_bridge,
+            links={state.holders[n.name]: n.links for n in plan.nodes},
+            unreachable=plan.private_subnet,
+        )
+        netns.configure_node_links({state.holders[n.name]: n.links for n in plan.nodes})
+        lap("network")
+        if plan.gpus_per_node:
+            netns.make_char_devices(plan.gpu_dir, GPU_MAJOR, plan.gpus_per_node)
+        netns.start_sshds(
+            {
+                n.name: (state.holders[n.name], plan.node_dir(n.name) / "ssh" / "sshd_config",
+                         plan.node_dir(n.name) / "run" / "sshd.pid", plan.node_dir(n.name) / "ssh" / "sshd.log")
+                for n in plan.nodes
+            }
+        )
+        lap("sshd")
+        cluster_file = cluster_file.absolute()
+        state.created_dirs = _missing_parents(cluster_file)
+        state.cluster_file = str(cluster_file)
+        state.save()
+        _write_cluster_file(plan, cluster_file)
+        lap("cluster file")
+    except BaseException:
+        down(plan.name, state=state)
+        raise
+    return Timings(phases)
+
+
+def _missing_parents(path: Path) -> list[str]:
+    missing = []
+    for parent in path.parents:
+        if parent.exists():
+            break
+        missing.append(str(parent))
+    return missing
+
+
+def _write_cluster_file(plan: Plan, path: Path) -> None:
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        f"# Written by `slurmkit local up` for the local cluster {plan.name!r}; removed by `slurmkit local down`.\n"
+        f"# Heads are reached on their management addresses, computes through {plan.heads[0].name} on their\n"
+        "# private addresses; every node name resolves (inside the cluster) to its private address.\n"
+    )
+    path.write_text(header + yaml.safe_dump(cluster_file_dict(plan), sort_keys=False, default_flow_style=False))
+
+
+def _chown(path: Path, owner: str) -> None:
+    import pwd
+
+    if owner == "root":
+        return
+    try:
+        pw = pwd.getpwnam(owner)
+    except KeyError:
+        return
+    os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+def _write_node_files(plan: Plan) -> None:
+    """Key pairs, per-node directories and files; known_hosts once every host key exists."""
+    from slurmkit.local import netns
+
+    plan.shared_dir.mkdir()
+    os.chmod(plan.shared_dir, 0o1777)  # like /tmp: job outputs of any user
+    keys = {plan.key_path: f"slurmkit-local-{plan.name}"}
+    for node in plan.nodes:
+        node_dir = plan.node_dir(node.name)
+        for rel, mode, owner in NODE_DIRS:
+            p = node_dir / rel
+            p.mkdir(parents=True, exist_ok=True)
+            os.chmod(p, mode)
+            _chown(p, owner)
+        keys[node_dir / "ssh" / "ssh_host_ed25519_key"] = f"root@{node.name}"
+    netns.generate_keys(keys)
+    os.chmod(plan.key_path, 0o600)
+    pub = plan.key_path.with_suffix(".pub").read_text()
+    host_keys = {
+        n.name: " ".join(
+            (plan.node_dir(n.name) / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+        )
+        for n in plan.nodes
+    }
+    kh = known_hosts(plan, host_keys)
+    plan.known_hosts_path.write_text(kh)
+    hosts = hosts_file(plan)
+    slurm_etc = Path("/etc/slurm")
+    private_key = plan.key_path.read_bytes()
+    for node in plan.nodes:
+        d = plan.node_dir(node.name)
+        (d / "etc" / "hostname").write_text(node.name + "\n")
+        (d / "etc" / "hosts").write_text(hosts)
+        (d / "etc" / "resolv.conf").write_text(RESOLV_CONF)
+        # Keep what the Debian package put in /etc/slurm (plugstack.conf and its directory).
+        if slurm_etc.is_dir():
+            for entry in slurm_etc.iterdir():
+                if entry.is_dir():
+                    shutil.copytree(entry, d / "etc" / "slurm" / entry.name, dirs_exist_ok=True)
+                elif entry.is_file():
+                    shutil.copy2(entry, d / "etc" / "slurm" / entry.name)
+        os.symlink("/dev/shm", d / "run" / "shm")
+        (d / "ssh" / "sshd_config").write_text(sshd_config(plan, node))
+        home = d / "home" / "upper"
+        (home / ".bashrc").write_text(BASHRC)
+        ssh = home / ".ssh"
+        (ssh / "authorized_keys").write_text(pub)
+        (ssh / "known_hosts").write_text(kh)
+        (ssh / "id_ed25519.pub").write_text(pub)
+        (ssh / "id_ed25519").write_bytes(private_key)
+        for f in ("authorized_keys", "id_ed25519"):
+            os.chmod(ssh / f, 0o600)
+
+
+def down(name: str, state: State | None = None, state_root: Path = STATE_ROOT) -> list[str]:
+    """Remove everything of local cluster ``name``; idempotent. Returns what was removed, for the CLI to print."""
+    from slurmkit.local import netns
+
+    netns.preflight(binaries=("ip",))
+    validate_name(name)
+    state = state or State.load(name, state_root)
+    plan = state.plan if state else None
+    tag = plan.tag if plan else interface_tag(name)
+    removed: list[str] = []
+
+    node_re = re.compile(rf"{re.escape(name)}-(head|node)-\d+")
+    killed = netns.kill_node_processes(node_re)
+    if killed:
+        removed.append(f"{killed} process(es)")
+    link_re = plan.link_pattern if plan else re.compile(rf"sk-{re.escape(tag)}-(m|c|h\d+[mc]|n\d+)")
+    gone_links = netns.delete_links([link for link in netns.links() if link_re.fullmatch(link)])
+    if gone_links:
+        removed.append(f"{len(gone_links)} link(s)")
+    if plan and netns.delete_unreachable_route(plan.private_subnet):
+        removed.append(f"route unreachable {plan.private_subnet}")
+    if netns.remove_char_devices(GPU_ROOT / name, GPU_ROOT):
+        removed.append(str(GPU_ROOT / name))
+    cgroups = netns.remove_cgroups(node_re)
+    if cgroups:
+        removed.append(f"{len(cgroups)} cgroup dir(s)")
+    if state and state.cluster_file:
+        cf = Path(state.cluster_file)
+        if cf.is_file():
+            cf.unlink()
+            removed.append(str(cf))
+        for d in state.created_dirs:
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
+    state_dir = state_root / name
+    if state_dir.exists():
+        shutil.rmtree(state_dir)
+        removed.append(str(state_dir))
+    if state_root == DEFAULT_STATE_ROOT:
+        for d in (state_root, state_root.parent):
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
+    netns.wait_links_gone(link_re)
+    return removed
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    """One host as ``local status`` shows it."""
+
+    name: str
+    role: str
+    mgmt_address: str | None
+    private_address: str
+    holder: bool
+    daemons: dict[str, bool]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+DAEMONS = ("sshd", "munged", "slurmctld", "slurmd")
+
+
+def status(name: str, state_root: Path = STATE_ROOT) -> tuple[Plan, list[HostStatus]]:
+    """Hosts, addresses and which daemons run in each (found by the node's own namespaces, not by pid files)."""
+    from slurmkit.local import netns
+
+    netns.preflight(binaries=())
+    validate_name(name)
+    state = State.load(name, state_root)
+    if state is None:
+        raise LocalClusterError(f"no local cluster named {name!r} (no {state_root / name / 'state.json'})")
+    plan = state.plan
+    procs = netns.node_processes(re.compile(rf"{re.escape(name)}-(head|node)-\d+"))
+    hosts = []
+    for node in plan.nodes:
+        mine = procs.get(node.name, {})
+        holder = state.holders.get(node.name)
+        hosts.append(
+            HostStatus(
+                name=node.name,
+                role=node.role,
+                mgmt_address=node.mgmt_address,
+                private_address=node.private_address,
+                holder=holder is not None and holder in mine,
+                daemons={d: d in mine.values() for d in DAEMONS},
+            )
+        )
+    return plan, hosts

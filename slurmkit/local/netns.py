@@ -1,0 +1,431 @@
+"""The one module that touches namespaces, links, mounts, devices and sshd on this machine.
+
+A node is a holder process (``unshare --net --uts --mount`` then ``sleep infinity``) that sets its hostname and
+makes the node's mounts before it sleeps. Everything else enters it with ``nsenter -t <holder> -n -u -m``
+(``ip netns exec`` would remount /sys and leave /sys/fs/cgroup empty: slurmd then cannot start).
+
+A node's processes are found without pid files and without a PID namespace: a process belongs to node X when
+``/proc/<pid>/root/etc/hostname`` (read through the process's own mount namespace) says X, and so does every
+other process in the same network namespace.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import re
+import shlex
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from slurmkit.errors import CommandError
+from slurmkit.local import LocalClusterError
+from slurmkit.local.cluster import Link, Mount
+
+# binary -> Debian package that provides it
+BINARIES = {
+    "ip": "iproute2",
+    "nsenter": "util-linux",
+    "unshare": "util-linux",
+    "mount": "mount",
+    "sshd": "openssh-server",
+    "ssh-keygen": "openssh-client",
+}
+_SBIN = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
+
+
+def which(binary: str) -> str | None:
+    """Find a binary on PATH or in the sbin directories (root's PATH is not always set over sudo/ssh)."""
+    found = shutil.which(binary)
+    if found:
+        return found
+    for d in _SBIN:
+        candidate = Path(d) / binary
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def preflight(binaries: Iterable[str] = tuple(BINARIES)) -> None:
+    """Linux, root and the binaries needed; otherwise a clear error (exit code 2)."""
+    if not sys.platform.startswith("linux"):
+        raise LocalClusterError(f"the local cluster needs Linux (network namespaces); this is {sys.platform}")
+    if os.geteuid() != 0:
+        raise LocalClusterError("the local cluster needs root (namespaces, bridges, mounts): run it with sudo")
+    missing = [b for b in binaries if which(b) is None]
+    if missing:
+        packages = sorted({BINARIES.get(b, b) for b in missing})
+        raise LocalClusterError(
+            f"missing {', '.join(missing)}: install with `apt-get install {' '.join(packages)}`"
+        )
+
+
+def _bin(name: str) -> str:
+    return which(name) or name
+
+
+def _run(argv: list[str], input: str | None = None, host: str | None = None) -> str:
+    proc = subprocess.run(argv, input=input, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise CommandError(shlex.join(argv), proc.returncode, proc.stdout, proc.stderr, host)
+    return proc.stdout
+
+
+def _run_many(jobs: Mapping[str, tuple[list[str], str | None]]) -> dict[str, str]:
+    """Start every command at once, then wait for each; host -> stdout. Raises on the first failure seen,
+    after every command has finished (so nothing is left running behind the error)."""
+    procs = {
+        host: (
+            argv,
+            stdin,
+            subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+        )
+        for host, (argv, stdin) in jobs.items()
+    }
+    out: dict[str, str] = {}
+    failures: list[CommandError] = []
+    for host, (argv, stdin, proc) in procs.items():
+        stdout, stderr = proc.communicate(stdin)
+        if proc.returncode != 0:
+            failures.append(CommandError(shlex.join(argv), proc.returncode, stdout, stderr, host))
+        out[host] = stdout
+    if failures:
+        first = failures[0]
+        first.extra["failed_hosts"] = [f.host for f in failures]
+        raise first
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Probes
+
+
+def slurmd_c() -> str:
+    """``slurmd -C``: how Slurm sees this machine's CPUs and memory."""
+    return _run([_bin("slurmd"), "-C"])
+
+
+def routes() -> list[ipaddress.IPv4Network]:
+    """Every IPv4 destination in every routing table of the machine (default routes left out)."""
+    types = {"unicast", "local", "broadcast", "multicast", "unreachable", "blackhole", "prohibit", "throw", "nat", "anycast"}
+    nets = []
+    for line in _run([_bin("ip"), "-o", "-4", "route", "show", "table", "all"]).splitlines():
+        words = line.split()
+        if words and words[0] in types:
+            words = words[1:]
+        if not words or words[0] == "default":
+            continue
+        try:
+            nets.append(ipaddress.ip_network(words[0], strict=False))
+        except ValueError:
+            continue
+    return nets
+
+
+def links() -> list[str]:
+    """Names of the machine's network interfaces."""
+    names = []
+    for line in _run([_bin("ip"), "-o", "link", "show"]).splitlines():
+        parts = line.split(":", 2)
+        if len(parts) >= 2:
+            names.append(parts[1].strip().split("@")[0])
+    return names
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Building
+
+
+def generate_keys(keys: Mapping[Path, str]) -> None:
+    """ed25519 key pairs (no passphrase), in parallel: private key path -> comment."""
+    _run_many(
+        {
+            str(path): ([_bin("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)], None)
+            for path, comment in keys.items()
+        }
+    )
+
+
+def holder_script(hostname: str, mounts: list[Mount]) -> str:
+    """The shell a holder runs inside its new namespaces before it sleeps. Pure."""
+    lines = ["set -e", f"printf '%s\\n' {shlex.quote(hostname)} > /proc/sys/kernel/hostname"]
+    for m in mounts:
+        if m.kind == "overlay":
+            lines.append(f"mount -t overlay overlay -o {shlex.quote(m.source)} {shlex.quote(m.target)}")
+        else:
+            lines.append(f"mount --bind {shlex.quote(m.source)} {shlex.quote(m.target)}")
+    lines += ['echo "ready $$"', "exec sleep infinity </dev/null >/dev/null 2>&1"]
+    return "\n".join(lines) + "\n"
+
+
+def start_holders(hostnames: Mapping[str, str], mounts: Mapping[str, list[Mount]]) -> dict[str, int]:
+    """Start one holder per node (in parallel); node -> holder PID.
+
+    The holder runs in the background of a short-lived launcher in a new session, so it outlives this
+    process and no terminal signal reaches it. Its output pipe closes when it is ready (or has failed).
+    """
+    unshare = [_bin("unshare"), "--net", "--uts", "--mount", "--propagation", "private", "--", "/bin/sh", "-c"]
+    launcher = shlex.join(unshare) + ' "$1" &'
+    procs = {
+        node: subprocess.Popen(
+            ["/bin/sh", "-c", launcher, "slurmkit-holder", holder_script(hostnames[node], mounts[node])],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        for node in hostnames
+    }
+    pids: dict[str, int] = {}
+    failures: list[CommandError] = []
+    for node, proc in procs.items():
+        out, _ = proc.communicate()
+        match = re.search(r"^ready (\d+)$", out, re.M)
+        if match:
+            pids[node] = int(match.group(1))
+        else:
+            failures.append(CommandError("unshare (holder of the node's namespaces)", proc.returncode, out, "", node))
+    if failures:
+        first = failures[0]
+        first.extra["started"] = pids
+        raise first
+    return pids
+
+
+def network_batch(
+    bridges: list[str], host_address: str, mgmt_bridge: str, links: Mapping[int, Iterable[Link]], unreachable: str
+) -> str:
+    """The ``ip -batch`` that makes bridges and veths on the machine (peers go straight into the holders). Pure."""
+    lines = []
+    for br in bridges:
+        lines += [f"link add {br} type bridge", f"link set {br} up"]
+    lines.append(f"addr add {host_address} dev {mgmt_bridge}")
+    for pid, node_links in links.items():
+        for link in node_links:
+            lines += [
+                f"link add {link.host_ifname} type veth peer name {link.inner_ifname} netns {pid}",
+                f"link set {link.host_ifname} master {link.bridge}",
+                f"link set {link.host_ifname} up",
+            ]
+    lines.append(f"route add unreachable {unreachable}")
+    return "\n".join(lines) + "\n"
+
+
+def node_link_batch(node_links: Iterable[Link]) -> str:
+    """The ``ip -batch`` run inside a node: loopback and its veth ends up, addresses on. No default route. Pure."""
+    lines = ["link set lo up"]
+    for link in node_links:
+        lines += [f"addr add {link.address} dev {link.inner_ifname}", f"link set {link.inner_ifname} up"]
+    return "\n".join(lines) + "\n"
+
+
+def create_network(
+    bridges: list[str], host_address: str, mgmt_bridge: str, links: Mapping[int, Iterable[Link]], unreachable: str
+) -> None:
+    _run([_bin("ip"), "-batch", "-"], input=network_batch(bridges, host_address, mgmt_bridge, links, unreachable))
+
+
+def configure_node_links(links: Mapping[int, Iterable[Link]]) -> None:
+    _run_many(
+        {
+            str(pid): ([_bin("nsenter"), "-t", str(pid), "-n", _bin("ip"), "-batch", "-"], node_link_batch(node_links))
+            for pid, node_links in links.items()
+        }
+    )
+
+
+def in_node(pid: int, argv: list[str]) -> list[str]:
+    """argv that runs inside the node held by ``pid`` (network, hostname and mounts)."""
+    return [_bin("nsenter"), "-t", str(pid), "-n", "-u", "-m", *argv]
+
+
+def start_sshds(nodes: Mapping[str, tuple[int, Path, Path, Path]]) -> None:
+    """Start every node's sshd (node -> holder PID, sshd_config, host path of its pid file, log file), in
+    parallel, and wait until each has written its pid file (it is listening by then)."""
+    sshd = which("sshd") or "/usr/sbin/sshd"
+    _run_many(
+        {node: (in_node(pid, [sshd, "-f", str(cfg), "-E", str(log)]), None) for node, (pid, cfg, _, log) in nodes.items()}
+    )
+    deadline = time.monotonic() + 10
+    waiting = {node: pidfile for node, (_, _, pidfile, _) in nodes.items()}
+    while waiting and time.monotonic() < deadline:
+        waiting = {node: p for node, p in waiting.items() if not p.exists()}
+        if waiting:
+            time.sleep(0.02)
+    if waiting:
+        node, pidfile = next(iter(waiting.items()))
+        log = nodes[node][3]
+        text = log.read_text() if log.exists() else ""
+        raise CommandError("sshd", None, "", text or f"no pid file {pidfile} after 10 s", node)
+
+
+def make_char_devices(directory: Path, major: int, count: int) -> None:
+    """``directory/nvidia0..count-1``: character devices (major, k), mode 0666, like /dev/nvidiaK."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for k in range(count):
+        path = directory / f"nvidia{k}"
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, k))
+        os.chmod(path, 0o666)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Finding and removing
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def node_processes(node_name: re.Pattern[str]) -> dict[str, dict[int, str]]:
+    """Processes of the nodes whose hostname fully matches ``node_name``: node -> {pid: command name}.
+
+    Zombies are left out (they hold no namespace any more)."""
+    own_net = os.readlink("/proc/self/ns/net")
+    by_net: dict[str, list[int]] = {}
+    net_node: dict[str, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            net = os.readlink(f"/proc/{entry}/ns/net")
+        except OSError:
+            continue
+        if net == own_net:
+            continue
+        pid = int(entry)
+        by_net.setdefault(net, []).append(pid)
+        if net not in net_node:
+            hostname = (_read(f"/proc/{entry}/root/etc/hostname") or "").strip()
+            if node_name.fullmatch(hostname):
+                net_node[net] = hostname
+    result: dict[str, dict[int, str]] = {}
+    for net, node in net_node.items():
+        for pid in by_net[net]:
+            comm = _read(f"/proc/{pid}/comm")
+            if comm is not None:
+                result.setdefault(node, {})[pid] = comm.strip()
+    return result
+
+
+def _alive(pid: int) -> bool:
+    text = _read(f"/proc/{pid}/stat")
+    if text is None:
+        return False
+    return text.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def kill_node_processes(node_name: re.Pattern[str], grace: float = 3.0) -> int:
+    """SIGTERM every process of the matching nodes (slurmd cleans its cgroups then), SIGKILL what is left
+    after ``grace`` seconds; returns how many there were."""
+    found = node_processes(node_name)
+    pids = {pid for procs in found.values() for pid in procs}
+    if not pids:
+        return 0
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            pids = {pid for pid in pids if _alive(pid)}
+            if not pids:
+                break
+            time.sleep(0.05)
+        # processes forked meanwhile (a job step starting) are caught by a second look
+        pids |= {pid for procs in node_processes(node_name).values() for pid in procs}
+        if not pids:
+            break
+    if pids:
+        raise LocalClusterError(f"processes still running after SIGKILL: {sorted(pids)}")
+    return len({pid for procs in found.values() for pid in procs})
+
+
+def delete_links(names: list[str]) -> list[str]:
+    """Delete these links (a veth takes its peer along); returns the ones that existed."""
+    if not names:
+        return []
+    subprocess.run(
+        [_bin("ip"), "-force", "-batch", "-"],
+        input="".join(f"link del {n}\n" for n in names),
+        capture_output=True,
+        text=True,
+    )
+    return names
+
+
+def wait_links_gone(pattern: re.Pattern[str], timeout: float = 5.0) -> None:
+    """Network namespaces are freed asynchronously: wait until no matching link is left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [link for link in links() if pattern.fullmatch(link)]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise LocalClusterError(f"links still present: {', '.join(left)}")
+        delete_links(left)
+        time.sleep(0.05)
+
+
+def delete_unreachable_route(subnet: str) -> bool:
+    out = _run([_bin("ip"), "-o", "-4", "route", "show", "type", "unreachable"])
+    if not any(line.split()[:2] == ["unreachable", subnet] for line in out.splitlines()):
+        return False
+    _run([_bin("ip"), "route", "del", "unreachable", subnet])
+    return True
+
+
+def remove_char_devices(directory: Path, root: Path) -> bool:
+    """Remove a cluster's simulated GPU devices, and their root directory when no other cluster uses it."""
+    if not directory.exists():
+        return False
+    for entry in directory.iterdir():
+        entry.unlink()
+    directory.rmdir()
+    try:
+        root.rmdir()
+    except OSError:
+        pass
+    return True
+
+
+def remove_cgroups(node_name: re.Pattern[str], timeout: float = 3.0) -> list[str]:
+    """Remove ``/sys/fs/cgroup/*/slurm_<node>`` trees left by slurmd (Debian names cgroups after the node)."""
+    removed = []
+    for top in Path("/sys/fs/cgroup").glob("*/slurm_*"):
+        if not node_name.fullmatch(top.name[len("slurm_"):]):
+            continue
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+                    os.rmdir(dirpath)
+                break
+            except OSError as exc:
+                # EBUSY while the last tasks of the cgroup are being reaped
+                if exc.errno not in (errno.EBUSY, errno.ENOENT) or time.monotonic() > deadline:
+                    raise LocalClusterError(f"cannot remove {top}: {exc}") from exc
+                if exc.errno == errno.ENOENT:
+                    continue
+                time.sleep(0.05)
+        removed.append(str(top))
+    return removed
