@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -754,3 +755,36 @@ def status(name: str, state_root: Path = STATE_ROOT) -> tuple[Plan, list[HostSta
             )
         )
     return plan, hosts
+
+
+def _node_sshd(name: str, node: str, state_root: Path = STATE_ROOT) -> tuple[State, Path]:
+    state = State.load(name, state_root)
+    if state is None:
+        raise LocalClusterError(f"no local cluster named {name!r}")
+    state.plan.node(node)  # raises for an unknown node
+    return state, state.plan.node_dir(node)
+
+
+def stop_sshd(name: str, node: str, state_root: Path = STATE_ROOT) -> None:
+    """Stop one node's sshd (the host becomes unreachable over SSH, as a crashed server would)."""
+    from slurmkit.local import netns
+
+    _, d = _node_sshd(name, node, state_root)
+    pidfile = d / "run" / "sshd.pid"
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and netns._alive(pid):
+        time.sleep(0.05)
+    pidfile.unlink(missing_ok=True)
+
+
+def start_sshd(name: str, node: str, state_root: Path = STATE_ROOT) -> None:
+    """Start one node's sshd again after :func:`stop_sshd`."""
+    from slurmkit.local import netns
+
+    state, d = _node_sshd(name, node, state_root)
+    netns.start_sshds({node: (state.holders[node], d / "ssh" / "sshd_config", d / "run" / "sshd.pid", d / "ssh" / "sshd.log")})

@@ -1,0 +1,228 @@
+"""Make every host match the cluster file: munge, packages, configs, services; then check what Slurm says.
+
+Phases: render (pure) -> apply playbooks on every host in parallel (check before change) -> handlers (munge
+restart where the key changed; `scontrol reconfigure` or a restart of only the daemons that need it) -> verify
+(every compute node registered and usable; a node Slurm marks INVAL or DOWN is that host's failure, with Slurm's
+reason). ``dry_run`` runs the checks only and reports diffs and the services it would touch.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from slurmkit import hostlist
+from slurmkit.cluster import Cluster, Host
+from slurmkit.errors import ConfigError, Problem
+from slurmkit.provision import (
+    NODE_REASON_CONFIG,
+    HostReport,
+    load_playbooks,
+    apply_playbooks,
+    restart_service,
+    service_running,
+    slurm_conf_action,
+)
+from slurmkit.render import HardwareSource, render_cluster
+
+SLURM = "SLURM_CONF=/etc/slurm/slurm.conf"
+
+
+def state_dir(cluster_file: Path) -> Path:
+    return Path(cluster_file).expanduser().resolve().parent / ".slurmkit"
+
+
+def ensure_munge_key(cluster_file: Path) -> bytes:
+    """The cluster's munge key, generated once (1024 random bytes) and kept beside the cluster file, mode 0600."""
+    path = state_dir(cluster_file) / "munge.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(1024))
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return path.read_bytes()
+
+
+@dataclass
+class Outcome:
+    dry_run: bool
+    reports: dict[str, HostReport] = field(default_factory=dict)
+    errors: dict[str, BaseException] = field(default_factory=dict)  # host -> could not run at all
+    actions: list[str] = field(default_factory=list)  # handlers run (or that would run)
+    node_states: dict[str, str] = field(default_factory=dict)
+    node_failures: dict[str, str] = field(default_factory=dict)  # compute host -> Slurm's reason
+    resumed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed_hosts(self) -> list[str]:
+        return sorted(set(self.errors) | {h for h, r in self.reports.items() if r.failed} | set(self.node_failures))
+
+    @property
+    def changed(self) -> int:
+        return sum(r.count("changed") for r in self.reports.values()) + len(self.resumed)
+
+
+def select_hosts(cluster: Cluster, limit: str | None) -> list[Host]:
+    hosts = cluster.hosts()
+    if not limit:
+        return hosts
+    try:
+        wanted = set(hostlist.expand(limit))
+    except hostlist.HostlistError as exc:
+        raise ConfigError("--limit", [Problem("", str(exc))]) from None
+    unknown = wanted - {h.name for h in hosts}
+    if unknown:
+        raise ConfigError("--limit", [Problem("", f"not in the cluster file: {hostlist.fold(unknown)}")])
+    return [h for h in hosts if h.name in wanted]
+
+
+def bootstrap(cluster: Cluster, cluster_file: Path, hardware: HardwareSource, limit: str | None = None,
+              dry_run: bool = False, on_host_done: Callable[[str, bool], None] | None = None,
+              verify_timeout: float = 60.0) -> Outcome:
+    from slurmkit.remote import ClusterSSH
+
+    t0 = time.monotonic()
+    rendered = render_cluster(cluster, hardware)  # pure: fails before any host is touched
+    sources = {f"rendered/{name}": text.encode() for name, text in rendered.files.items()}
+    sources["secret/munge.key"] = ensure_munge_key(cluster_file)
+    playbooks = load_playbooks(variables={"state_dir": cluster.state_dir})
+    hosts = select_hosts(cluster, limit)
+    out = Outcome(dry_run)
+    new_conf = rendered.files["slurm.conf"]
+
+    with ClusterSSH(cluster, Path(cluster_file).expanduser().resolve().parent) as ssh:
+        roles = {h.name: h.role for h in hosts}
+        result = ssh.run_all(
+            hosts,
+            lambda conn: apply_playbooks(conn, roles[conn.name], playbooks, sources, {"secret/munge.key"}, dry_run),
+            on_done=(lambda r: on_host_done(r.host, r.ok and not r.value.failed)) if on_host_done else None,
+        )
+        for name, r in result.results.items():
+            if r.ok:
+                out.reports[name] = r.value
+            else:
+                out.errors[name] = r.error
+        _handlers(cluster, ssh, hosts, out, new_conf, dry_run)
+        if not dry_run:
+            _verify(cluster, ssh, hosts, out, verify_timeout)
+    out.seconds = time.monotonic() - t0
+    return out
+
+
+def _handlers(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, new_conf: str, dry_run: bool) -> None:
+    ok = {n: r for n, r in out.reports.items() if not r.failed}
+    by_name = {h.name: h for h in hosts}
+    verb = "would " if dry_run else ""
+    # munge key replaced where munged was already running: restart it there before Slurm talks again.
+    munge = [n for n, r in ok.items() if "munge" in r.notified and "started:munge" not in r.notified]
+    conf_action = "none"
+    for r in ok.values():
+        if "slurm.conf" in r.notified or "started:slurmctld" in r.notified or "started:slurmd" in r.notified:
+            action = slurm_conf_action(r.old_files.get("/etc/slurm/slurm.conf"), new_conf)
+            if "slurm.conf" not in r.notified:
+                action = "none"
+            conf_action = max(conf_action, action, key=["none", "reconfigure", "restart"].index)
+    restart: dict[str, set[str]] = {}
+    if conf_action == "restart":
+        for n, r in ok.items():
+            daemon = "slurmctld" if r.role == "head" else "slurmd"
+            if f"started:{daemon}" not in r.notified:
+                restart.setdefault(n, set()).add(daemon)
+    for n, r in ok.items():  # gres.conf / cgroup.conf: only that node's slurmd
+        if r.role == "compute" and "slurmd" in r.notified and "started:slurmd" not in r.notified:
+            restart.setdefault(n, set()).add("slurmd")
+    for n in munge:
+        out.actions.append(f"{verb}restart munge on {n}")
+    heads_first = sorted(restart, key=lambda n: (by_name[n].role != "head", cluster.hosts().index(by_name[n])))
+    for n in heads_first:
+        out.actions.append(f"{verb}restart {', '.join(sorted(restart[n]))} on {n}")
+    reconfigure = conf_action == "reconfigure"
+    if reconfigure:
+        out.actions.append(f"{verb}run `scontrol reconfigure` on {cluster.head_names[0]}")
+    if dry_run or not (munge or restart or reconfigure):
+        return
+
+    def apply(conn):
+        if conn.name in munge:
+            restart_service(conn, "munge")
+        for daemon in sorted(restart.get(conn.name, ())):
+            restart_service(conn, daemon)
+
+    targets = [by_name[n] for n in heads_first] + [by_name[n] for n in munge if n not in restart]
+    heads = [h for h in targets if h.role == "head"]
+    for group in (heads, [h for h in targets if h.role != "head"]):
+        for name, r in ssh.run_all(group, apply).failed.items():
+            out.errors[name] = r.error
+    if reconfigure:
+        primary = next(h for h in cluster.hosts() if h.name == cluster.head_names[0])
+        res = ssh.run_all([primary], lambda c: c.run(f"{SLURM} scontrol reconfigure"))
+        for name, r in res.failed.items():
+            out.errors[name] = r.error
+
+
+NODE_LINE = re.compile(r"NodeName=(\S+)")
+
+
+def parse_nodes(text: str) -> dict[str, dict[str, str]]:
+    """`scontrol -o show node` -> {name: {State, Reason}} (Reason may hold spaces: it runs to the next Key=)."""
+    nodes = {}
+    for line in text.splitlines():
+        m = NODE_LINE.search(line)
+        if not m:
+            continue
+        state = re.search(r" State=(\S+)", line)
+        reason = re.search(r" Reason=(.*?)(?= [A-Z][A-Za-z]+=|$)", line)
+        nodes[m.group(1)] = {"State": state.group(1) if state else "", "Reason": reason.group(1) if reason else ""}
+    return nodes
+
+
+def node_problem(state: str, reason: str) -> str | None:
+    s = state.upper()
+    if "INVAL" in s or "DOWN" in s or "FAIL" in s or "DRAIN" in s or s.endswith("*") or "NOT_RESPONDING" in s or "UNKNOWN" in s:
+        return f"Slurm reports {state}" + (f": {reason}" if reason else "")
+    return None
+
+
+def _verify(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, timeout: float) -> None:
+    computes = [h.name for h in hosts if h.role == "compute" and h.name not in out.errors
+                and not (h.name in out.reports and out.reports[h.name].failed)]
+    primary = next(h for h in cluster.hosts() if h.name == cluster.head_names[0])
+    if not computes or primary.name in out.errors or (primary.name in out.reports and out.reports[primary.name].failed):
+        return
+
+    def check(conn):
+        deadline = time.monotonic() + timeout
+        resumed: list[str] = []
+        while True:
+            nodes = parse_nodes(conn.run(f"{SLURM} scontrol -o show node", check=False).stdout)
+            # Nodes left DOWN/DRAIN by an earlier bad config stay so after the fix: resume those (never a node an
+            # admin drained for another reason).
+            stale = [n for n in computes if n in nodes and n not in resumed
+                     and re.search(r"DOWN|DRAIN", nodes[n]["State"].upper()) and "INVAL" not in nodes[n]["State"].upper()
+                     and not nodes[n]["State"].endswith("*") and NODE_REASON_CONFIG.search(nodes[n]["Reason"] or "")]
+            for n in stale:
+                if conn.run(f"{SLURM} scontrol update nodename={n} state=resume", check=False).ok:
+                    resumed.append(n)
+            problems = {n: node_problem(nodes.get(n, {}).get("State", "missing"), nodes.get(n, {}).get("Reason", ""))
+                        for n in computes}
+            problems = {n: p for n, p in problems.items() if p}
+            # INVAL is final for this configuration: waiting does not fix it.
+            if not problems or time.monotonic() > deadline or all("INVAL" in p for p in problems.values()):
+                return nodes, problems, resumed
+            time.sleep(0.5)
+
+    res = ssh.run_all([primary], check)
+    if primary.name in res.failed:
+        out.errors[primary.name] = res.failed[primary.name].error
+        return
+    nodes, problems, resumed = res.results[primary.name].value
+    out.node_states = {n: nodes.get(n, {}).get("State", "missing") for n in computes}
+    out.node_failures = problems
+    out.resumed = resumed

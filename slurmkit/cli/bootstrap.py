@@ -1,0 +1,122 @@
+"""`slurmkit bootstrap`: make every host match the cluster file."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from slurmkit.cli.config import cluster_path, load
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Check only: show the diff of every file and the services it would touch; change nothing.")
+@click.option("--limit", metavar="HOSTS", help="Only these hosts (a hostlist, e.g. node-[1-4],head-1).")
+@click.option("--json", "as_json", is_flag=True, help="Print the per-host report as JSON.")
+@click.option("--verify-timeout", default=60.0, show_default=True, help="Seconds to wait for compute nodes to register.")
+@click.pass_context
+def bootstrap(ctx, dry_run, limit, as_json, verify_timeout):
+    """Make every node match: munge, packages, configs, services.
+
+    \b
+    On every host (in parallel, through the jump host): Slurm and munge packages, the cluster's munge key
+    (generated once, kept beside the cluster file in .slurmkit/munge.key, never printed), the rendered
+    slurm.conf/gres.conf/cgroup.conf/topology.conf, munged. Heads: StateSaveLocation and slurmctld (the first
+    head primary, the others backups). Compute nodes: slurmd. Each step checks before it changes, so a second
+    run changes nothing.
+
+    \b
+    A changed slurm.conf is applied the cheapest correct way: `scontrol reconfigure` when that is enough
+    (partitions, timeouts, ...), a restart of only the daemons that need it otherwise (nodes, plugins, ports).
+    Then every compute node must register with Slurm: a node Slurm marks INVAL or DOWN is that host's failure,
+    with Slurm's reason.
+
+    Exit 0 when every host converged, 1 when any host failed (the others still converge; re-run to retry).
+    """
+    from rich.console import Console
+
+    from slurmkit.bootstrap import bootstrap as run_bootstrap
+    from slurmkit.facts_cache import hardware_source
+
+    cluster = load(ctx, check_env=True)
+    path = cluster_path(ctx)
+    console = Console(stderr=True)
+    n_hosts = len(cluster.hosts())
+    done = []
+
+    def progress(host: str, ok: bool) -> None:
+        done.append(host)
+        if not as_json:
+            console.print(f"[{len(done)}/{n_hosts}] {host}: {'[green]done' if ok else '[red]failed'}", highlight=False)
+
+    outcome = run_bootstrap(cluster, path, hardware_source(cluster, path), limit=limit, dry_run=dry_run,
+                            on_host_done=progress, verify_timeout=verify_timeout)
+    if as_json:
+        click.echo(json.dumps(outcome_json(outcome), indent=1))
+    else:
+        print_outcome(outcome)
+    ctx.exit(1 if outcome.failed_hosts else 0)
+
+
+def outcome_json(o) -> dict:
+    from slurmkit.remote import error_summary
+
+    hosts = {}
+    for name, r in o.reports.items():
+        hosts[name] = {
+            "role": r.role, "ok": r.count("ok"), "changed": r.count("changed"), "failed": r.count("failed"),
+            "steps": [{"playbook": s.step.playbook, "step": s.step.name, "status": s.status, "detail": s.detail,
+                       **({"diff": s.diff} if s.diff else {})} for s in r.steps],
+        }
+    for name, err in o.errors.items():
+        hosts.setdefault(name, {})["error"] = error_summary(err)
+    for name, why in o.node_failures.items():
+        hosts.setdefault(name, {})["slurm"] = why
+    return {"dry_run": o.dry_run, "hosts": hosts, "actions": o.actions, "node_states": o.node_states,
+            "resumed": o.resumed, "failed_hosts": o.failed_hosts, "changed": o.changed, "seconds": round(o.seconds, 2)}
+
+
+def print_outcome(o) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from slurmkit.remote import error_summary
+
+    from slurmkit import hostlist
+
+    console = Console()
+    if o.dry_run:
+        # The same change on many hosts is shown once, with the hosts it applies to.
+        diffs: dict[tuple[str, str], list[str]] = {}
+        for name, r in o.reports.items():
+            for s in r.steps:
+                if s.diff:
+                    diffs.setdefault((s.step.name, s.diff), []).append(name)
+        for (step, diff), hosts in diffs.items():
+            click.echo(click.style(f"=== {step} on {hostlist.fold(hosts)}", bold=True))
+            click.echo(diff, nl=False)
+    table = Table(title="bootstrap (dry run: nothing changed)" if o.dry_run else "bootstrap", title_justify="left")
+    for col in ("host", "role", "ok", "changed", "failed", "detail"):
+        table.add_column(col)
+    names = sorted(set(o.reports) | set(o.errors), key=lambda n: (n not in o.reports, n))
+    for name in names:
+        r = o.reports.get(name)
+        if name in o.errors:
+            detail = f"[red]{error_summary(o.errors[name])}"
+        elif r and r.failed:
+            detail = "[red]" + next(f"{s.step.name}: {s.detail}" for s in r.steps if s.status == "failed")
+        elif name in o.node_failures:
+            detail = f"[red]{o.node_failures[name]}"
+        else:
+            changes = [s.detail for s in r.steps if s.status == "changed"] if r else []
+            detail = "; ".join(changes) if changes else "up to date"
+        failed = (r.count("failed") if r else 0) + (1 if name in o.errors or name in o.node_failures else 0)
+        table.add_row(name, r.role if r else "?", str(r.count("ok") if r else 0), str(r.count("changed") if r else 0),
+                      str(failed), detail)
+    console.print(table)
+    for a in o.actions:
+        console.print(f"- {a}", highlight=False)
+    for n in o.resumed:
+        console.print(f"- resumed {n} (left down by an earlier configuration)", highlight=False)
+    state = "FAILED on " + ", ".join(o.failed_hosts) if o.failed_hosts else "converged"
+    console.print(f"{len(names)} host(s), {o.changed} change(s), {state} in {o.seconds:.1f} s", highlight=False)

@@ -1,0 +1,310 @@
+"""SSH to the cluster's hosts with Fabric: the only module that imports fabric/paramiko connections.
+
+Heads are reached directly; compute nodes through ``ssh.proxy_jump`` when set (one shared gateway connection,
+many channels). With ``ssh.config_file`` the OpenSSH config decides HostName, User, Port, IdentityFile and
+ProxyJump, as ``ssh`` would. Host keys are checked against ``ssh.known_hosts`` (or ``~/.ssh/known_hosts``);
+an unknown host is refused, never silently trusted.
+
+Work fans out over a thread pool; each host's outcome is data (:class:`HostResult`), and a failure on one host
+never stops the others.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shlex
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Generic, Iterable, TypeVar
+
+from slurmkit.cluster import Cluster, Host, resolve_relative
+from slurmkit.errors import CommandError, SlurmkitError
+
+T = TypeVar("T")
+
+
+class UnreachableError(SlurmkitError):
+    """A host could not be connected to (DNS, refused, timeout, auth, host key)."""
+
+    def __init__(self, host: str, reason: str):
+        self.host = host
+        self.reason = reason
+        super().__init__(f"{host}: unreachable: {reason}")
+
+
+@dataclass
+class Result:
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+@dataclass
+class HostResult(Generic[T]):
+    host: str
+    value: T | None = None
+    error: BaseException | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class GroupResult(Generic[T]):
+    results: dict[str, HostResult[T]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> dict[str, HostResult[T]]:
+        return {h: r for h, r in self.results.items() if not r.ok}
+
+    @property
+    def succeeded(self) -> dict[str, HostResult[T]]:
+        return {h: r for h, r in self.results.items() if r.ok}
+
+
+class Conn:
+    """One host's connection: run commands, read and write files. Wraps fabric.Connection."""
+
+    def __init__(self, host: Host, fabric_conn: Any):
+        self.host = host
+        self._c = fabric_conn
+        self._sftp = None
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    def run(self, command: str, check: bool = True, input: str | None = None, timeout: float | None = 300) -> Result:
+        """Run a shell command on the host. With check, a non-zero exit raises CommandError (host, command, exit
+        code, stderr tail)."""
+        try:
+            r = self._c.run(command, hide=True, warn=True, in_stream=io.StringIO(input) if input is not None else False,
+                            timeout=timeout)
+        except Exception as exc:  # invoke's CommandTimedOut, paramiko's SSHException, socket errors
+            if _is_connection_error(exc):
+                raise UnreachableError(self.name, _describe(exc)) from None
+            raise CommandError(command, None, "", f"{type(exc).__name__}: {exc}", host=self.name) from None
+        res = Result(command, r.exited, r.stdout, r.stderr)
+        if check and not res.ok:
+            raise CommandError(command, res.exit_code, res.stdout, res.stderr, host=self.name)
+        return res
+
+    def sftp(self):
+        if self._sftp is None:
+            self._sftp = self._c.sftp()
+        return self._sftp
+
+    def read(self, path: str) -> bytes | None:
+        """A remote file's bytes, or None when it does not exist."""
+        try:
+            with self.sftp().open(path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if getattr(exc, "errno", None) == 2:
+                return None
+            raise CommandError(f"read {path}", None, "", str(exc), host=self.name) from None
+
+    def write(self, path: str, data: bytes, mode: int = 0o644, owner: str = "root", group: str | None = None) -> None:
+        """Write a file atomically: upload beside it, set owner and mode, then rename over the target."""
+        tmp = f"{path}.slurmkit-tmp"
+        d = os.path.dirname(path)
+        self.run(f"mkdir -p {shlex.quote(d)}")
+        try:
+            with self.sftp().open(tmp, "wb") as f:
+                f.write(data)
+        except OSError as exc:
+            raise CommandError(f"write {path}", None, "", str(exc), host=self.name) from None
+        owner_spec = f"{owner}:{group or owner}"
+        self.run(f"chown {shlex.quote(owner_spec)} {shlex.quote(tmp)} && chmod {mode:o} {shlex.quote(tmp)} "
+                 f"&& mv -f {shlex.quote(tmp)} {shlex.quote(path)}")
+
+    def close(self) -> None:
+        try:
+            if self._sftp is not None:
+                self._sftp.close()
+            self._c.close()
+        except Exception:
+            pass
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    import socket
+
+    import paramiko
+
+    return isinstance(exc, (socket.error, socket.timeout, paramiko.SSHException, EOFError, TimeoutError)) and not \
+        type(exc).__name__ == "CommandTimedOut"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if type(exc).__name__ == "ChannelException":
+        return "the jump host could not open a connection to it (sshd down, connection refused or no route)"
+    if "not found in known_hosts" in text or type(exc).__name__ == "SSHException" and "Server" in text and "not found" in text:
+        return f"{text}: its host key is unknown; add it to the cluster's known_hosts (ssh.known_hosts) first"
+    return text
+
+
+class ClusterSSH:
+    """Connections to a cluster's hosts, built from the cluster file."""
+
+    def __init__(self, cluster: Cluster, base_dir: Path, max_workers: int = 32):
+        self.cluster = cluster
+        self.base_dir = base_dir
+        self.max_workers = max_workers
+        self._gateway = None
+        self._lock = threading.Lock()
+
+    # ----- connection building -----
+    def _connect_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"banner_timeout": 30, "auth_timeout": 30}
+        if self.cluster.ssh.identity_file:
+            kw["key_filename"] = [str(resolve_relative(self.cluster.ssh.identity_file, self.base_dir))]
+            kw["look_for_keys"] = False
+            kw["allow_agent"] = False
+        return kw
+
+    def _config(self):
+        from fabric import Config
+
+        overrides = {"load_ssh_configs": bool(self.cluster.ssh.config_file), "run": {"in_stream": False}}
+        if self.cluster.ssh.config_file:
+            return Config(runtime_ssh_path=str(resolve_relative(self.cluster.ssh.config_file, self.base_dir)), overrides=overrides)
+        return Config(overrides=overrides)
+
+    def _new_connection(self, host: str, user: str | None, port: int | None, gateway: Any = None):
+        from fabric import Connection
+
+        c = Connection(host=host, user=user, port=port, config=self._config(), connect_kwargs=self._connect_kwargs(),
+                       gateway=gateway, connect_timeout=self.cluster.ssh.connect_timeout)
+        self._host_key_policy(c)
+        return c
+
+    def _host_key_policy(self, c: Any) -> None:
+        import paramiko
+
+        kh = self.cluster.ssh.known_hosts
+        path = resolve_relative(kh, self.base_dir) if kh else Path("~/.ssh/known_hosts").expanduser()
+        c.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        if path.exists():
+            c.client.load_host_keys(str(path))
+
+    def _jump_target(self) -> tuple[str, str | None, int | None] | None:
+        pj = self.cluster.ssh.proxy_jump
+        if not pj:
+            return None
+        user, _, hostport = pj.rpartition("@")
+        host, _, port = hostport.partition(":")
+        return host, user or self.cluster.ssh.user, int(port) if port else None
+
+    def gateway(self):
+        """The one shared connection to the jump host (opened on first use)."""
+        with self._lock:
+            if self._gateway is None:
+                host, user, port = self._jump_target()
+                # The jump host may be named by a head's name: reach it at that head's address.
+                addr = next((h.address for h in self.cluster.hosts() if h.name == host), host)
+                gw = self._new_connection(addr, user, port or self.cluster.ssh.port)
+                try:
+                    gw.open()
+                except Exception as exc:
+                    if _is_connection_error(exc):
+                        raise UnreachableError(f"jump host {host}", _describe(exc)) from None
+                    raise
+                self._gateway = gw
+            return self._gateway
+
+    def connect(self, host: Host) -> Conn:
+        jump = self._jump_target()
+        via_jump = jump is not None and host.role == "compute" and not self.cluster.ssh.config_file
+        gw = self.gateway() if via_jump else None
+        target = host.name if self.cluster.ssh.config_file else host.address
+        user = None if self.cluster.ssh.config_file else self.cluster.ssh.user
+        port = None if self.cluster.ssh.config_file else self.cluster.ssh.port
+        c = self._new_connection(target, user, port, gateway=gw)
+        try:
+            c.open()
+        except Exception as exc:
+            c.close()
+            if _is_connection_error(exc):
+                raise UnreachableError(host.name, _describe(exc)) from None
+            raise
+        return Conn(host, c)
+
+    def close(self) -> None:
+        if self._gateway is not None:
+            try:
+                self._gateway.close()
+            except Exception:
+                pass
+            self._gateway = None
+
+    # ----- fan-out -----
+    def run_all(self, hosts: Iterable[Host], fn: Callable[[Conn], T],
+                on_done: Callable[[HostResult[T]], None] | None = None) -> GroupResult[T]:
+        """Connect to every host in parallel and call ``fn(conn)``; each host's value or error is kept."""
+        hosts = list(hosts)
+        group: GroupResult[T] = GroupResult()
+        if not hosts:
+            return group
+
+        def one(h: Host) -> HostResult[T]:
+            t0 = time.monotonic()
+            conn = None
+            try:
+                conn = self.connect(h)
+                return HostResult(h.name, value=fn(conn), seconds=time.monotonic() - t0)
+            except Exception as exc:  # kept as data: the other hosts go on
+                return HostResult(h.name, error=exc, seconds=time.monotonic() - t0)
+            finally:
+                if conn is not None:
+                    conn.close()
+
+        if self._jump_target() and any(h.role == "compute" for h in hosts) and not self.cluster.ssh.config_file:
+            try:
+                self.gateway()
+            except UnreachableError as exc:
+                for h in hosts:
+                    if h.role == "compute":
+                        group.results[h.name] = HostResult(h.name, error=exc)
+                hosts = [h for h in hosts if h.role != "compute"]
+        with ThreadPoolExecutor(max_workers=min(self.max_workers, max(1, len(hosts)))) as pool:
+            futures = {pool.submit(one, h): h for h in hosts}
+            for fut in as_completed(futures):
+                res = fut.result()
+                group.results[res.host] = res
+                if on_done:
+                    on_done(res)
+        order = [h.name for h in self.cluster.hosts()]
+        group.results = dict(sorted(group.results.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 1 << 30))
+        return group
+
+    def __enter__(self) -> "ClusterSSH":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def error_summary(exc: BaseException, lines: int = 6) -> str:
+    """One short text for a host's error: command, exit code and stderr tail where there is one."""
+    if isinstance(exc, CommandError):
+        code = "no exit code" if exc.exit_code_ is None else f"exit {exc.exit_code_}"
+        tail = CommandError.tail(exc.stderr or exc.stdout, lines)
+        return f"`{exc.command}` failed ({code})" + (f": {tail}" if tail else "")
+    if isinstance(exc, UnreachableError):
+        return f"unreachable: {exc.reason}"
+    return f"{type(exc).__name__}: {exc}"
