@@ -1,0 +1,148 @@
+"""`slurmkit bootstrap` on a real local cluster: sshd, munge, slurmctld, slurmd, reached through the head."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.live.localcluster import local_cluster
+
+pytestmark = pytest.mark.live
+
+
+def pids(lc, nodes: list[str], daemon: str) -> dict[str, str]:
+    return {n: lc.on(n, f"cat /run/{daemon}.pid").stdout.strip() for n in nodes}
+
+
+def files(lc, nodes: list[str]) -> dict[str, str]:
+    return {n: lc.on(n, "sha256sum /etc/slurm/*.conf").stdout for n in nodes}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with local_cluster(tmp_path_factory.mktemp("bootstrap"), computes=3, prefix="bs") as lc:
+        yield lc
+
+
+def test_bootstrap_brings_up_slurm_through_the_head(cluster):
+    code, out = cluster.bootstrap()
+    nodes = [f"{cluster.name}-node-{i}" for i in (1, 2, 3)]
+    assert code == 0 and out["failed_hosts"] == [] and out["changed"] > 0
+    assert sorted(out["node_states"]) == nodes and set(out["node_states"].values()) == {"IDLE"}
+    group = cluster.spec["nodes"][0]
+    sinfo = cluster.head("sinfo -h -N -o '%N %T %c %m'").stdout.split("\n")
+    rows = sorted(line.split() for line in sinfo if line)
+    cpus = group["sockets"] * group["cores_per_socket"] * group["threads_per_core"]
+    assert rows == [[n, "idle", str(cpus), str(group["memory_mb"])] for n in nodes]
+    names = sorted(cluster.head("srun -N3 hostname").stdout.split())
+    assert names == nodes
+    # Compute nodes were reached only through the head: their SSH sessions come from the head's private address,
+    # and the machine has no route to them at all.
+    head_private = cluster.head("getent hosts $(hostname) | cut -d' ' -f1").stdout.strip()
+    for n in nodes:
+        assert cluster.on(n, "true").returncode == 0
+    auth_log_sources = {cluster.on(n, "echo $SSH_CONNECTION").stdout.split()[0] for n in nodes}
+    assert auth_log_sources == {head_private}
+
+
+def test_second_run_changes_nothing(cluster):
+    code, out = cluster.bootstrap()
+    assert code == 0 and out["changed"] == 0 and out["actions"] == []
+    assert all(h["changed"] == 0 for h in out["hosts"].values())
+
+
+def test_dry_run_shows_partition_diff_then_reconfigure_keeps_daemons(cluster):
+    nodes = [f"{cluster.name}-node-{i}" for i in (1, 2, 3)]
+    head = f"{cluster.name}-head-1"
+    before_files = files(cluster, nodes + [head])
+    before_slurmd = pids(cluster, nodes, "slurmd")
+    before_ctld = pids(cluster, [head], "slurmctld")
+    cluster.edit(lambda s: s["partitions"][0].update(max_time="02:00:00"))
+
+    p = cluster.cli("bootstrap", "--dry-run")
+    assert "-PartitionName=debug" in p.stdout and "MaxTime=INFINITE" in p.stdout
+    assert "+PartitionName=debug" in p.stdout and "MaxTime=02:00:00" in p.stdout
+    assert "would run `scontrol reconfigure`" in p.stdout
+    assert files(cluster, nodes + [head]) == before_files
+    assert pids(cluster, nodes, "slurmd") == before_slurmd and pids(cluster, [head], "slurmctld") == before_ctld
+
+    code, out = cluster.bootstrap()
+    assert code == 0 and any("scontrol reconfigure" in a for a in out["actions"])
+    assert not any("restart" in a for a in out["actions"])
+    assert pids(cluster, nodes, "slurmd") == before_slurmd and pids(cluster, [head], "slurmctld") == before_ctld
+    assert cluster.head("sinfo -h -o %l").stdout.strip() == "2:00:00"
+
+
+def test_unreachable_host_fails_alone_then_converges(cluster):
+    from slurmkit.local.cluster import start_sshd, stop_sshd
+
+    down = f"{cluster.name}-node-2"
+    cluster.edit(lambda s: s["partitions"][0].update(max_time="03:00:00"))
+    stop_sshd(cluster.name, down)
+    try:
+        code, out = cluster.bootstrap(check=False)
+    finally:
+        start_sshd(cluster.name, down)
+    assert code == 1 and out["failed_hosts"] == [down]
+    assert "unreachable" in out["hosts"][down]["error"]
+    for other in (f"{cluster.name}-head-1", f"{cluster.name}-node-1", f"{cluster.name}-node-3"):
+        assert out["hosts"][other]["failed"] == 0
+    assert cluster.on(f"{cluster.name}-node-1", "grep -c MaxTime=03:00:00 /etc/slurm/slurm.conf").stdout.strip() == "1"
+    code, out = cluster.bootstrap()
+    assert code == 0 and out["hosts"][down]["changed"] >= 1
+    assert cluster.on(down, "grep -c MaxTime=03:00:00 /etc/slurm/slurm.conf").stdout.strip() == "1"
+
+
+def test_limit_rejects_unknown_hosts(cluster):
+    p = cluster.cli("bootstrap", "--limit", "nosuch-[1-2]", check=False)
+    assert p.returncode == 2 and "not in the cluster file: nosuch-[1-2]" in p.stderr
+
+
+def test_munge_key_is_private_and_never_printed(cluster):
+    key = cluster.file.parent / ".slurmkit" / "munge.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    node = f"{cluster.name}-node-1"
+    assert cluster.on(node, "stat -c '%U:%G %a' /etc/munge/munge.key").stdout.strip() == "munge:munge 400"
+    p = cluster.cli("bootstrap", "--dry-run", "--json")
+    assert key.read_bytes().hex()[:16] not in p.stdout
+
+
+@pytest.fixture(scope="module")
+def gpu_cluster(tmp_path_factory):
+    with local_cluster(tmp_path_factory.mktemp("gpus"), computes=2, gpus=8, prefix="gp") as lc:
+        yield lc
+
+
+def test_simulated_gpus_are_scheduled_and_bad_gres_is_caught(gpu_cluster):
+    lc = gpu_cluster
+    code, out = lc.bootstrap()
+    assert code == 0
+    text = lc.head("srun -N2 --gpus-per-node=8 bash -c 'echo $(hostname) $CUDA_VISIBLE_DEVICES'").stdout
+    seen = sorted(line.split() for line in text.splitlines() if line)
+    assert seen == [[f"{lc.name}-node-{i}", "0,1,2,3,4,5,6,7"] for i in (1, 2)]
+
+    # A gres.conf deliberately rendered with 4 of the 8 devices: Slurm marks the node INVAL and bootstrap reports it
+    # as that node's failure.
+    from pathlib import Path
+
+    from slurmkit.bootstrap import bootstrap
+    from slurmkit.cluster import load_cluster
+    from slurmkit.facts_cache import hardware_source
+    from dataclasses import replace
+
+    cluster = load_cluster(lc.file)
+    real = hardware_source(cluster, lc.file)
+    bad_node = f"{lc.name}-node-2"
+
+    def fewer(name, group):
+        hw = real(name, group)
+        return replace(hw, gpu_files=hw.gpu_files[:4], gpu_cores=hw.gpu_cores[:4]) if name == bad_node else hw
+
+    outcome = bootstrap(cluster, Path(lc.file), fewer, verify_timeout=30)
+    assert bad_node in outcome.failed_hosts
+    assert re.search(r"INVAL.*gres/gpu count reported lower than configured \(4 < 8\)", outcome.node_failures[bad_node])
+    assert f"{lc.name}-node-1" not in outcome.failed_hosts
+
+    code, out = lc.bootstrap()  # the right gres.conf again: the node comes back
+    assert code == 0 and out["node_states"][bad_node] == "IDLE"
