@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(slurm-wlm slurm-client munge openssh-server openssh-client iproute2 procps rsync
-              openmpi-bin libopenmpi-dev python3 python3-venv python3-dev util-linux kmod)
+              openmpi-bin libopenmpi-dev python3 python3-venv python3-dev util-linux kmod chromium)
 
 if [ "$(id -u)" != 0 ]; then
   echo "setup: run as root (it installs Debian packages and the local cluster needs namespaces)" >&2

@@ -117,3 +117,20 @@ def format_table(runs) -> str:
         lines.append("")
     return "\n".join(lines) + ("\n" if lines else "")
 
+
+
+@bench.command("report")
+@click.argument("directory", type=click.Path(file_okay=False))
+def report(directory: str) -> None:
+    """Write report.html and its plots (plots/*.png) for saved bench results, and print a summary.
+
+    DIRECTORY is one run directory (holding meta.json, rows.parquet and logs/, as `slurmkit bench -o DIR`
+    writes them) or a results directory of several runs: then the latest run is judged at the top and the
+    trend across runs is added. The page is self-contained (plots embedded) and is written into DIRECTORY.
+
+    Exit codes: 0 the report was written, 2 DIRECTORY holds no saved results.
+    """
+    from slurmkit.bench.report import build_report
+
+    result = build_report(directory)
+    click.echo(result.text, nl=False)
