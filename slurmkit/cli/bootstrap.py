@@ -108,8 +108,8 @@ def print_outcome(o) -> None:
         elif name in o.node_failures:
             detail = f"[red]{o.node_failures[name]}"
         else:
-            changes = [s.detail for s in r.steps if s.status == "changed"] if r else []
-            detail = "; ".join(changes) if changes else "up to date"
+            changes = [s.step.name for s in r.steps if s.status == "changed"] if r else []
+            detail = ("changed: " + ", ".join(changes)) if changes else "up to date"
         failed = (r.count("failed") if r else 0) + (1 if name in o.errors or name in o.node_failures else 0)
         table.add_row(name, r.role if r else "?", str(r.count("ok") if r else 0), str(r.count("changed") if r else 0),
                       str(failed), detail)
