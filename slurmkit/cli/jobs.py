@@ -1,0 +1,257 @@
+"""`slurmkit submit`, `jobs`, `logs`, `cancel`, `status`: jobs and cluster state through a Slurm backend.
+
+How Slurm is reached: locally when ``$SLURM_CONF`` is set or this machine is a host of the cluster file (the
+commands run here); otherwise on the first head node over SSH (:func:`remote_runner`).
+
+Cluster state (``slurmkit status``), the highest-priority state found, in the manner of TensorPool
+(FAILED > DEGRADED > CONFIGURING > RUNNING):
+
+- FAILED: no controller answers ``scontrol ping``; or the cluster has no node; or every node is DOWN/FAIL/
+  not responding.
+- DEGRADED: the primary controller is down while a backup answers; or any node is DOWN, FAIL, INVAL, ERROR or
+  not responding (``*``); or any node is DRAIN (drained or draining: capacity a person or Slurm took away).
+- CONFIGURING: any node is UNKNOWN, FUTURE, powering up or rebooting (coming up, not yet usable).
+- RUNNING: otherwise (every node IDLE, ALLOCATED, MIXED, COMPLETING or PLANNED, every controller up).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import asdict
+
+import click
+
+from slurmkit.errors import SlurmkitError
+
+CLUSTER_STATES = ("FAILED", "DEGRADED", "CONFIGURING", "RUNNING")  # highest priority first
+_BAD_NODE = {"DOWN", "FAIL", "INVAL", "ERROR"}
+_COMING_UP = {"UNKNOWN", "FUTURE"}
+_COMING_UP_FLAGS = {"POWERING_UP", "REBOOT_ISSUED", "REBOOT_REQUESTED", "POWERED_DOWN"}
+
+
+def cluster_state(nodes, controllers) -> tuple[str, list[str]]:
+    """One cluster state and the reasons for it (see the module docstring for the rules)."""
+    found: list[tuple[str, str]] = []
+    if not controllers or not any(c.up for c in controllers):
+        found.append(("FAILED", "no slurmctld answers"))
+    elif not any(c.up for c in controllers if c.primary):
+        found.append(("DEGRADED", "primary slurmctld down; a backup answers"))
+    if not nodes:
+        found.append(("FAILED", "no compute nodes"))
+    bad = [n for n in nodes if n.state in _BAD_NODE or "NOT_RESPONDING" in n.flags]
+    if nodes and len(bad) == len(nodes):
+        found.append(("FAILED", "every node is down"))
+    for n in bad:
+        found.append(("DEGRADED", f"{n.name} {n.state_text}" + (f": {n.reason}" if n.reason else "")))
+    for n in nodes:
+        if "DRAIN" in n.flags and n not in bad:
+            found.append(("DEGRADED", f"{n.name} {n.state_text}" + (f": {n.reason}" if n.reason else "")))
+        elif n not in bad and (n.state in _COMING_UP or _COMING_UP_FLAGS & set(n.flags)):
+            found.append(("CONFIGURING", f"{n.name} {n.state_text}"))
+    if not found:
+        return "RUNNING", []
+    top = min(CLUSTER_STATES.index(s) for s, _ in found)
+    return CLUSTER_STATES[top], [why for s, why in found if CLUSTER_STATES.index(s) == top]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reaching Slurm
+
+
+def remote_runner(cluster):
+    """A runner that executes Slurm commands on the cluster's first head node over SSH (argv items quoted one
+    by one). To be wired to ``slurmkit.remote`` by the lead."""
+    raise SlurmkitError("remote backend not wired yet: run slurmkit on the head node, or set SLURM_CONF")
+
+
+def _is_local(cluster) -> bool:
+    here = {socket.gethostname(), socket.gethostname().split(".")[0]}
+    return any(h.name in here for h in cluster.hosts())
+
+
+def backend_for(ctx: click.Context):
+    """The Slurm backend for this invocation: local with $SLURM_CONF or on a cluster host, else over SSH."""
+    from slurmkit.slurm import get_backend, local_runner
+
+    if os.environ.get("SLURM_CONF"):
+        return get_backend("cli", local_runner())
+    from slurmkit.cli.config import load
+
+    cluster = load(ctx)
+    if _is_local(cluster):
+        return get_backend("cli", local_runner())
+    return get_backend("cli", remote_runner(cluster))
+
+
+def _json_out(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Commands
+
+_ENV_HELP = "\b\nEvery node of the job gets:\n" + "\n".join(
+    f"  {k:<24}{v}" for k, v in __import__("slurmkit.jobs", fromlist=["ENV_VARS"]).ENV_VARS.items()
+)
+
+
+@click.command(context_settings={"ignore_unknown_options": False}, epilog=_ENV_HELP)
+@click.option("-N", "--nodes", type=int, default=1, show_default=True, help="Number of nodes.")
+@click.option("--gpus-per-node", type=int, default=0, show_default=True, help="GPUs per node (0: CPU-only).")
+@click.option("--nproc-per-node", type=int, default=None, help="Processes per node (torchrun/srun). Default: GPUs per node, or 1.")
+@click.option("--partition", "-p", default=None, help="Slurm partition. Default: the cluster's default partition.")
+@click.option("--time", "-t", "time_", default=None, help="Time limit (MM, HH:MM:SS, D-HH:MM).")
+@click.option("--launcher", type=click.Choice(["torchrun", "mpirun", "srun"]), default="srun", show_default=True, help="How the command starts on the nodes.")
+@click.option("--name", "-J", default="slurmkit", show_default=True, help="Job name (any text; passed literally).")
+@click.option("--env", "-e", "env", multiple=True, metavar="KEY=VALUE", help="Environment variable for the job (repeatable; the value passes literally).")
+@click.option("--output", "-o", default="slurmkit-%j.out", show_default=True, help="Output file (stdout and stderr), relative to the working directory.")
+@click.option("--chdir", default=None, help="Working directory of the job. Default: the directory sbatch runs in.")
+@click.option("--exclude", "-x", multiple=True, help="Node to keep the job off (repeatable).")
+@click.option("--master-port", type=int, default=29500, show_default=True, help="Rendezvous port (SLURMKIT_MASTER_PORT).")
+@click.option("--retries", type=int, default=0, show_default=True, help="On a node failure (NODE_FAIL, or failed on one node only), resubmit without that node, at most K times. Implies --wait.")
+@click.option("--wait", is_flag=True, help="Wait for the job to end; exit 1 unless it COMPLETED.")
+@click.option("--dry-run", is_flag=True, help="Print the sbatch script and submit nothing.")
+@click.argument("command", nargs=-1, required=True)
+@click.pass_context
+def submit(ctx, nodes, gpus_per_node, nproc_per_node, partition, time_, launcher, name, env, output, chdir, exclude,
+           master_port, retries, wait, dry_run, command):
+    """Submit CMD as a multi-node job through sbatch:  slurmkit submit -N 2 --launcher torchrun -- python train.py"""
+    from slurmkit.jobs import build_job, run_with_retries
+
+    env_map = {}
+    for item in env:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.UsageError(f"--env {item!r}: expected KEY=VALUE")
+        env_map[key] = value
+    spec = dict(command=list(command), name=name, nodes=nodes, gpus_per_node=gpus_per_node,
+                nproc_per_node=nproc_per_node, partition=partition, time=time_, launcher=launcher, env=env_map,
+                output=output, chdir=chdir, exclude=list(exclude), master_port=master_port)
+    request = build_job(**spec)
+    if dry_run:
+        click.echo(request.dryrun_text(), nl=False)
+        return
+    backend = backend_for(ctx)
+    if retries > 0 or wait:
+        def report(a):
+            click.echo(f"attempt {a.number + 1}: job {a.job_id} {a.state}"
+                       + (f" exit code {a.exit_code}" if a.exit_code is not None else "")
+                       + (f" on {','.join(a.nodes)}" if a.nodes else "")
+                       + (f"; excluded {','.join(a.excluded)}" if a.excluded else "")
+                       + (f"; blamed {','.join(a.blamed)}" if a.blamed else ""))
+
+        attempts = run_with_retries(backend, spec, retries, report=report)
+        ctx.exit(0 if attempts[-1].state == "COMPLETED" else 1)
+    job_id = backend.submit(request.script, request.sbatch_args)
+    click.echo(job_id)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON: a list of job records.")
+@click.pass_context
+def jobs(ctx, as_json):
+    """List the jobs the controller knows (pending, running, recently ended)."""
+    found = backend_for(ctx).jobs()
+    if as_json:
+        _json_out([asdict(j) for j in found])
+        return
+    click.echo(f"{'JOBID':<8} {'STATE':<14} {'NODES':<20} {'EXIT':<5} NAME")
+    for j in found:
+        name = j.name.replace("\n", "\\n")
+        click.echo(f"{j.job_id:<8} {j.state:<14} {','.join(j.nodes) or '-':<20} "
+                   f"{'' if j.exit_code is None else j.exit_code!s:<5} {name}")
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the job ends.")
+@click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds between reads with -f.")
+@click.pass_context
+def logs(ctx, job_id, follow, interval):
+    """Print a job's output (stdout; stderr too when it goes to another file)."""
+    from slurmkit.slurm import TERMINAL_STATES
+
+    backend = backend_for(ctx)
+    info = backend.job(job_id)
+    if info.state == "UNKNOWN":
+        raise SlurmkitError(f"job {job_id}: unknown to Slurm (never existed, or forgotten)")
+    paths = [p for p in dict.fromkeys([info.stdout, info.stderr]) if p]
+    if not paths:
+        raise SlurmkitError(f"job {job_id}: Slurm reports no output file")
+    offsets = {p: 0 for p in paths}
+    while True:
+        ended = info.state in TERMINAL_STATES
+        for p in paths:
+            text = backend.read_file(p, offsets[p])
+            if text:
+                offsets[p] += len(text.encode())
+                sys.stdout.write(text)
+                sys.stdout.flush()
+        if not follow or ended:
+            return
+        time.sleep(interval)
+        info = backend.job(job_id)
+
+
+@click.command()
+@click.argument("job_id")
+@click.pass_context
+def cancel(ctx, job_id):
+    """Cancel a job."""
+    backend_for(ctx).cancel(job_id)
+    click.echo(f"cancelled {job_id}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON: state, reasons, controllers, nodes, partitions, jobs.")
+@click.pass_context
+def status(ctx, as_json):
+    """Nodes with their Slurm states and reasons, partitions, controllers, running jobs, and ONE cluster state.
+
+    \b
+    Cluster state, the highest priority found (FAILED > DEGRADED > CONFIGURING > RUNNING):
+      FAILED       no slurmctld answers; no nodes; or every node down
+      DEGRADED     primary slurmctld down (a backup answers); a node DOWN/FAIL/INVAL/not responding; a node DRAIN
+      CONFIGURING  a node UNKNOWN, FUTURE, powering up or rebooting
+      RUNNING      every node IDLE/ALLOCATED/MIXED/COMPLETING, every controller up
+    Exit code 0 when RUNNING, 1 otherwise.
+    """
+    from slurmkit.errors import CommandError
+
+    backend = backend_for(ctx)
+    try:
+        controllers = backend.controllers()
+    except CommandError:
+        controllers = []
+    try:
+        nodes, partitions, running = backend.nodes(), backend.partitions(), [j for j in backend.jobs() if j.state == "RUNNING"]
+    except CommandError as exc:
+        if controllers and any(c.up for c in controllers):
+            raise
+        nodes, partitions, running = [], [], []
+        click.echo(f"warning: {exc}", err=True)
+    state, reasons = cluster_state(nodes, controllers)
+    if as_json:
+        _json_out({"state": state, "reasons": reasons, "controllers": [asdict(c) for c in controllers],
+                   "nodes": [asdict(n) for n in nodes], "partitions": [asdict(p) for p in partitions],
+                   "jobs": [asdict(j) for j in running]})
+    else:
+        click.echo(f"cluster: {state}" + "".join(f"\n  - {r}" for r in reasons))
+        click.echo("controllers:")
+        for c in controllers:
+            click.echo(f"  {c.host:<20} {c.role:<8} {'UP' if c.up else 'DOWN'}")
+        click.echo("nodes:")
+        for n in nodes:
+            click.echo(f"  {n.name:<20} {n.state_text:<22} cpus={n.cpus} mem={n.memory_mb}MB gres={n.gres or '-'}"
+                       + (f"  reason: {n.reason}" if n.reason else ""))
+        click.echo("partitions:")
+        for p in partitions:
+            click.echo(f"  {p.name + ('*' if p.default else ''):<20} {p.state:<6} nodes={p.nodes}")
+        click.echo(f"running jobs: {len(running)}")
+        for j in running:
+            click.echo(f"  {j.job_id:<8} {','.join(j.nodes):<20} {j.name}")
+    ctx.exit(0 if state == "RUNNING" else 1)

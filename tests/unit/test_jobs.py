@@ -1,0 +1,256 @@
+"""JobSpec -> sbatch script (golden files, hostile input), launchers, retry policy, cluster-state rules.
+
+Re-record the golden sbatch scripts after an intended change with:
+    SLURMKIT_RECORD_GOLDEN=1 .venv/bin/pytest -q tests/unit/test_jobs.py -k golden
+then read `git diff tests/golden/sbatch` before committing.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+
+import pytest
+
+from slurmkit.jobs import JobSpecError, build_job, decide_retry, run_with_retries
+from slurmkit.slurm.parsers import Controller, JobInfo, NodeInfo
+from tests.conftest import ROOT
+
+GOLDEN = ROOT / "tests" / "golden" / "sbatch"
+CASES = {
+    "srun-1node.sh": dict(command=["hostname"]),
+    "torchrun-2nodes-cpu.sh": dict(command=["python", "examples/train_ddp.py", "--steps", "30"], nodes=2,
+                                   launcher="torchrun", nproc_per_node=2, partition="debug", time="00:10:00"),
+    "torchrun-4nodes-8gpu-nccl.sh": dict(command=["python3", "-u", "train.py"], nodes=4, gpus_per_node=8,
+                                         launcher="torchrun", nccl_env={"NCCL_IB_HCA": "=mlx5_0,mlx5_1"},
+                                         exclude=["node-3", "node-7"], master_port=29555),
+    "mpirun-2nodes-8gpu.sh": dict(command=["all_reduce_perf", "-b", "8", "-e", "2G", "-f", "2", "-g", "1"], nodes=2,
+                                  gpus_per_node=8, launcher="mpirun", env={"NCCL_IB_HCA": "^mlx5_0"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden_sbatch(name):
+    text = build_job(**CASES[name]).script
+    path = GOLDEN / name
+    if os.environ.get("SLURMKIT_RECORD_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} differs from its golden file; re-record (see module docstring)"
+
+
+def test_unknown_parameter_rejected_with_valid_list():
+    with pytest.raises(JobSpecError) as exc:
+        build_job(command=["x"], gpus=8)
+    assert "unknown job parameter(s) gpus" in str(exc.value) and "gpus_per_node" in str(exc.value)
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    (dict(partition="gpu; rm -rf /"), "partition"), (dict(time="1 hour"), "time"), (dict(nodes=0), "nodes"),
+    (dict(env={"BAD-NAME": "x"}), "env"), (dict(env={"SLURMKIT_NODES": "x"}), "env"),
+    (dict(exclude=["n1 n2"]), "exclude"), (dict(launcher="pdsh"), "launcher"), (dict(output="a b.out"), "output"),
+])
+def test_invalid_values_rejected(kwargs, msg):
+    with pytest.raises(JobSpecError, match=msg):
+        build_job(command=["x"], **kwargs)
+
+
+HOSTILE = ["$(touch /tmp/pwned)", "`id`", "a'b\"c", "x; touch /tmp/pwned", "l1\nl2", "${HOME}", "--", "*"]
+
+
+def launch_argv(script: str) -> list[str]:
+    # the launch line is last; a quoted argument may span lines (a newline inside it)
+    start = max(script.rfind("\nsrun "), script.rfind("\nmpirun "))
+    return shlex.split(script[start:])
+
+
+def test_hostile_command_and_env_are_literal_in_the_script():
+    req = build_job(command=["printf", "%s\n", *HOSTILE], name="$(x)\n#SBATCH --nodes=99", env={"V": HOSTILE[0]})
+    argv = launch_argv(req.script)
+    assert argv[argv.index("slurmkit") + 1:] == ["printf", "%s\n", *HOSTILE]
+    export = next(ln for ln in req.script.splitlines() if ln.startswith("export V="))
+    assert shlex.split(export) == ["export", f"V={HOSTILE[0]}"]
+    # the name is an argv item for sbatch, never an #SBATCH line
+    assert req.sbatch_args == ("--job-name=$(x)\n#SBATCH --nodes=99",)
+    assert "--nodes=99" not in req.script
+
+
+def test_srun_launch_body_expands_node_rank_on_the_node_and_keeps_args_literal(tmp_path):
+    req = build_job(command=["printf", "[%s]", *HOSTILE])
+    argv = launch_argv(req.script)
+    body_index = argv.index("-c") + 1
+    # what srun would run on node 3: bash -c BODY slurmkit ARGS...
+    r = subprocess.run(["bash", "-c", argv[body_index] + '; ', *argv[body_index + 1:]], capture_output=True, text=True,
+                       env={"PATH": os.environ["PATH"], "SLURM_NODEID": "3"}, cwd=tmp_path)
+    assert r.stdout == "".join(f"[{h}]" for h in HOSTILE)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_torchrun_line_gets_rank_from_the_node(tmp_path):
+    req = build_job(command=["python", "train.py", "--lr", "$(x)"], nodes=2, launcher="torchrun", nproc_per_node=4)
+    argv = launch_argv(req.script)
+    i = argv.index("-c") + 1
+    body = argv[i].replace("exec ", "printf '<%s>' ", 1)  # print instead of exec'ing torchrun
+    env = {"PATH": os.environ["PATH"], "SLURM_NODEID": "1", "SLURMKIT_NNODES": "2", "SLURMKIT_MASTER_ADDR": "10.0.0.1",
+           "SLURMKIT_MASTER_PORT": "29500", "SLURM_JOB_ID": "77"}
+    out = subprocess.run(["bash", "-c", body, *argv[i + 1:]], capture_output=True, text=True, env=env).stdout
+    assert out == ("<python><-m><torch.distributed.run><--nnodes=2><--node_rank=1><--nproc_per_node=4>"
+                   "<--rdzv_backend=static><--rdzv_endpoint=10.0.0.1:29500><--rdzv_id=77><train.py><--lr><$(x)>")
+
+
+@pytest.mark.parametrize("command, prefix", [
+    (["/opt/venv/bin/python3.11", "t.py"], ["/opt/venv/bin/python3.11", "-m", "torch.distributed.run"]),
+    (["t.py", "--x"], ["torchrun"]), (["./train"], ["torchrun"]),
+])
+def test_torchrun_program_split(command, prefix):
+    from slurmkit.jobs import TorchrunLauncher
+
+    got_prefix, rest = TorchrunLauncher().split(command)
+    assert got_prefix == prefix
+    assert rest == (["--no-python", "./train"] if command == ["./train"] else command[len(prefix) - 2:] if len(prefix) == 3 else command)
+
+
+def test_mpirun_gets_hostfile_and_slots():
+    s = build_job(command=["a.out"], nodes=2, gpus_per_node=8, launcher="mpirun").script
+    assert 'mpirun --hostfile "$SLURMKIT_HOSTFILE" -np $(( SLURMKIT_NNODES * 8 ))' in s
+    assert "sed 's/$/ slots=8/'" in s
+    assert "sed 's/$/ slots=1/'" in build_job(command=["a.out"], launcher="mpirun").script
+
+
+def test_every_documented_variable_is_exported():
+    from slurmkit.jobs import ENV_VARS
+
+    s = build_job(command=["x"]).script
+    for var in ENV_VARS:
+        assert f"export {var}" in s or f"export SLURMKIT_NODE_NAMES SLURMKIT_NODES" in s and var in ("SLURMKIT_NODES", "SLURMKIT_NODE_NAMES")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Retry policy
+
+def info(state, nodes=("n1", "n2"), **kw):
+    return JobInfo(job_id="1", state=state, nodes=list(nodes), **kw)
+
+
+def test_decide_retry_node_fail_blames_down_nodes():
+    d = decide_retry(info("NODE_FAIL"), down_nodes=["n2", "n9"])
+    assert (d.retry, d.blamed) == (True, ("n2",))
+    assert decide_retry(info("NODE_FAIL"), down_nodes=[]).blamed == ("n1", "n2")
+
+
+def test_decide_retry_failed_on_one_node_only():
+    log = "srun: error: n2: task 1: Exited with exit code 1\n"
+    assert decide_retry(info("FAILED"), log).blamed == ("n2",)
+    both = log + "srun: error: n1: task 0: Exited with exit code 1\n"
+    assert decide_retry(info("FAILED"), both).retry is False
+    assert decide_retry(info("FAILED", nodes=["n1"]), "srun: error: n1: task 0: Exited with exit code 1\n").retry is False
+
+
+@pytest.mark.parametrize("state", ["COMPLETED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY"])
+def test_decide_retry_no_retry_for_other_endings(state):
+    assert decide_retry(info(state)).retry is False
+
+
+class ScriptedBackend:
+    """A fake backend whose jobs end as scripted: each submit takes the next (state, nodes)."""
+
+    def __init__(self, outcomes, down=()):
+        self.outcomes = list(outcomes)
+        self.submitted: list[tuple[str, tuple]] = []
+        self.down = down
+        self.infos = {}
+
+    def submit(self, script, args):
+        job_id = str(len(self.submitted) + 1)
+        self.submitted.append((script, tuple(args)))
+        state, nodes = self.outcomes.pop(0)
+        self.infos[job_id] = JobInfo(job_id=job_id, state=state, nodes=list(nodes), stdout=f"/o/{job_id}")
+        return job_id
+
+    def job(self, job_id):
+        return self.infos[job_id]
+
+    def read_file(self, path, offset=0):
+        return ""
+
+    def nodes(self):
+        return [NodeInfo(n, "DOWN", ("NOT_RESPONDING",)) for n in self.down]
+
+
+def test_run_with_retries_excludes_failed_node_and_completes():
+    b = ScriptedBackend([("NODE_FAIL", ["n1", "n2"]), ("COMPLETED", ["n1", "n3"])], down=["n2"])
+    seen = []
+    attempts = run_with_retries(b, dict(command=["x"], nodes=2), retries=2, report=seen.append, sleep=lambda s: None)
+    assert [(a.state, a.excluded, a.blamed) for a in attempts] == [("NODE_FAIL", [], ["n2"]), ("COMPLETED", ["n2"], [])]
+    assert seen == attempts
+    assert "#SBATCH --exclude=n2" in b.submitted[1][0] and "--exclude" not in b.submitted[0][0]
+
+
+def test_run_with_retries_stops_after_k():
+    b = ScriptedBackend([("NODE_FAIL", ["n1", "n2"]), ("NODE_FAIL", ["n3", "n4"]), ("COMPLETED", ["n5", "n6"])],
+                        down=["n1", "n3"])
+    attempts = run_with_retries(b, dict(command=["x"], nodes=2), retries=1, sleep=lambda s: None)
+    assert [(a.state, a.excluded) for a in attempts] == [("NODE_FAIL", []), ("NODE_FAIL", ["n1"])]
+    assert len(b.submitted) == 2
+
+
+def test_run_with_retries_no_retry_on_program_failure():
+    b = ScriptedBackend([("FAILED", ["n1", "n2"]), ("COMPLETED", ["n1", "n2"])])
+    attempts = run_with_retries(b, dict(command=["x"], nodes=2), retries=3, sleep=lambda s: None)
+    assert [a.state for a in attempts] == ["FAILED"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cluster state rules (slurmkit status)
+
+UP = [Controller("h1", "primary", True), Controller("h2", "backup1", True)]
+
+
+def node(name, state, *flags, reason=""):
+    return NodeInfo(name, state, tuple(flags), reason)
+
+
+@pytest.mark.parametrize("nodes, controllers, want", [
+    ([node("a", "IDLE"), node("b", "ALLOCATED"), node("c", "MIXED")], UP, "RUNNING"),
+    ([node("a", "IDLE")], [Controller("h1", "primary", False), Controller("h2", "backup1", False)], "FAILED"),
+    ([node("a", "IDLE")], [], "FAILED"),
+    ([], UP, "FAILED"),
+    ([node("a", "DOWN"), node("b", "IDLE", "NOT_RESPONDING")], UP, "FAILED"),
+    ([node("a", "IDLE"), node("b", "DOWN")], UP, "DEGRADED"),
+    ([node("a", "IDLE"), node("b", "IDLE", "NOT_RESPONDING")], UP, "DEGRADED"),
+    ([node("a", "IDLE"), node("b", "FAIL")], UP, "DEGRADED"),
+    ([node("a", "IDLE"), node("b", "IDLE", "DRAIN", reason="bad gpu")], UP, "DEGRADED"),
+    ([node("a", "IDLE")], [Controller("h1", "primary", False), Controller("h2", "backup1", True)], "DEGRADED"),
+    ([node("a", "IDLE"), node("b", "UNKNOWN")], UP, "CONFIGURING"),
+    ([node("a", "IDLE"), node("b", "IDLE", "POWERING_UP")], UP, "CONFIGURING"),
+    ([node("a", "UNKNOWN"), node("b", "IDLE", "DRAIN")], UP, "DEGRADED"),  # DEGRADED outranks CONFIGURING
+])
+def test_cluster_state_rules(nodes, controllers, want):
+    from slurmkit.cli.jobs import cluster_state
+
+    state, reasons = cluster_state(nodes, controllers)
+    assert state == want
+    assert (reasons == []) == (want == "RUNNING")
+
+
+def test_cluster_state_reason_names_node_and_slurm_reason():
+    from slurmkit.cli.jobs import cluster_state
+
+    assert cluster_state([node("a", "IDLE", "DRAIN", reason="bad gpu")], UP)[1] == ["a IDLE+DRAIN: bad gpu"]
+
+
+def test_dry_run_cli_prints_script_without_cluster(cli, tmp_path):
+    r = cli("submit", "--dry-run", "-N", "2", "--launcher", "mpirun", "--", "echo", "$(id)", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("# submitted as: sbatch --parsable --job-name=slurmkit < script\n#!/bin/bash\n")
+    assert launch_argv(r.stdout)[-2:] == ["echo", "$(id)"]
+
+
+def test_remote_backend_not_wired_yet(cli, tmp_path):
+    (tmp_path / "cluster.yaml").write_text(
+        "cluster: far\nssh: {user: u}\nheads: far-head-1\nnodes:\n  - {names: 'far-node-[1-2]'}\n")
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}
+    r = subprocess.run([__import__("sys").executable, "-m", "slurmkit", "jobs"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "remote backend not wired yet" in r.stderr
