@@ -153,7 +153,7 @@ def start_service(conn, name: str) -> None:
         return
     # Daemonizing parents exit after forking; their output goes to a file, not the SSH channel, so the session
     # ends while the daemon lives on in the host's own namespaces.
-    out = f"/tmp/slurmkit-{name}.start"
+    out = f"/run/slurmkit-{name}.start"  # /run is per host; /tmp may be shared (the local cluster)
     conn.run(f"{svc['start']} </dev/null >{out} 2>&1; rc=$?; cat {out}; rm -f {out}; exit $rc")
     for _ in range(50):
         if service_pid(conn, name) is not None:

@@ -308,3 +308,48 @@ def error_summary(exc: BaseException, lines: int = 6) -> str:
     if isinstance(exc, UnreachableError):
         return f"unreachable: {exc.reason}"
     return f"{type(exc).__name__}: {exc}"
+
+
+class HeadRunner:
+    """Runs Slurm commands on the cluster's first reachable head over one SSH connection (a ``Runner`` for the
+    Slurm backend): ``runner(argv, stdin) -> subprocess.CompletedProcess``. The command line is built with
+    shlex.join, so every argument reaches the remote command as literal text. On the head, Slurm reads the
+    node's own /etc/slurm/slurm.conf (named explicitly through SLURM_CONF)."""
+
+    def __init__(self, cluster: Cluster, base_dir: Path, slurm_conf: str = "/etc/slurm/slurm.conf", timeout: float = 120):
+        self.ssh = ClusterSSH(cluster, base_dir)
+        self.slurm_conf = slurm_conf
+        self.timeout = timeout
+        self._conn: Conn | None = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> Conn:
+        if self._conn is None:
+            errors = []
+            for host in [h for h in self.ssh.cluster.hosts() if h.role == "head"]:
+                try:
+                    self._conn = self.ssh.connect(host)
+                    break
+                except UnreachableError as exc:
+                    errors.append(f"{host.name}: {exc.reason}")
+            if self._conn is None:
+                raise UnreachableError("every head", "; ".join(errors))
+        return self._conn
+
+    def __call__(self, argv: list[str], stdin: str | None = None):
+        import subprocess
+
+        command = f"SLURM_CONF={shlex.quote(self.slurm_conf)} " + shlex.join(argv)
+        with self._lock:
+            res = self._connection().run(command, check=False, input=stdin, timeout=self.timeout)
+        return subprocess.CompletedProcess(argv, res.exit_code, res.stdout, res.stderr)
+
+    @property
+    def host(self) -> str:
+        return self._connection().name
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self.ssh.close()

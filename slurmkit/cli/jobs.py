@@ -62,10 +62,23 @@ def cluster_state(nodes, controllers) -> tuple[str, list[str]]:
 # Reaching Slurm
 
 
-def remote_runner(cluster):
-    """A runner that executes Slurm commands on the cluster's first head node over SSH (argv items quoted one
-    by one). To be wired to ``slurmkit.remote`` by the lead."""
-    raise SlurmkitError("remote backend not wired yet: run slurmkit on the head node, or set SLURM_CONF")
+def _shared_dir(ctx: click.Context) -> str | None:
+    """The cluster file's shared_dir, when there is a cluster file that names one."""
+    from slurmkit.cli.config import cluster_path
+
+    if not cluster_path(ctx).exists():
+        return None
+    from slurmkit.cli.config import load
+
+    return load(ctx).shared_dir
+
+
+def remote_runner(cluster, base_dir):
+    """A runner that executes Slurm commands on the cluster's first reachable head over SSH (argv items quoted one
+    by one, stdin passed through: sbatch reads the script from it)."""
+    from slurmkit.remote import HeadRunner
+
+    return HeadRunner(cluster, base_dir)
 
 
 def _is_local(cluster) -> bool:
@@ -81,10 +94,12 @@ def backend_for(ctx: click.Context):
         return get_backend("cli", local_runner())
     from slurmkit.cli.config import load
 
+    from slurmkit.cli.config import cluster_path
+
     cluster = load(ctx)
     if _is_local(cluster):
         return get_backend("cli", local_runner())
-    return get_backend("cli", remote_runner(cluster))
+    return get_backend("cli", remote_runner(cluster, cluster_path(ctx).expanduser().resolve().parent))
 
 
 def _json_out(obj) -> None:
@@ -109,7 +124,7 @@ _ENV_HELP = "\b\nEvery node of the job gets:\n" + "\n".join(
 @click.option("--name", "-J", default="slurmkit", show_default=True, help="Job name (any text; passed literally).")
 @click.option("--env", "-e", "env", multiple=True, metavar="KEY=VALUE", help="Environment variable for the job (repeatable; the value passes literally).")
 @click.option("--output", "-o", default="slurmkit-%j.out", show_default=True, help="Output file (stdout and stderr), relative to the working directory.")
-@click.option("--chdir", default=None, help="Working directory of the job. Default: the directory sbatch runs in.")
+@click.option("--chdir", default=None, help="Working directory of the job. Default: the cluster file's shared_dir (a directory every node sees), else the directory sbatch runs in.")
 @click.option("--exclude", "-x", multiple=True, help="Node to keep the job off (repeatable).")
 @click.option("--master-port", type=int, default=29500, show_default=True, help="Rendezvous port (SLURMKIT_MASTER_PORT).")
 @click.option("--retries", type=int, default=0, show_default=True, help="On a node failure (NODE_FAIL, or failed on one node only), resubmit without that node, at most K times. Implies --wait.")
@@ -128,6 +143,8 @@ def submit(ctx, nodes, gpus_per_node, nproc_per_node, partition, time_, launcher
         if not sep:
             raise click.UsageError(f"--env {item!r}: expected KEY=VALUE")
         env_map[key] = value
+    if chdir is None:
+        chdir = _shared_dir(ctx)
     spec = dict(command=list(command), name=name, nodes=nodes, gpus_per_node=gpus_per_node,
                 nproc_per_node=nproc_per_node, partition=partition, time=time_, launcher=launcher, env=env_map,
                 output=output, chdir=chdir, exclude=list(exclude), master_port=master_port)

@@ -385,9 +385,13 @@ _SRUN_TASK_FAIL = re.compile(r"^srun: error: (?P<node>[^:\s]+): tasks? [0-9,\-]+
 
 
 def failed_nodes_from_srun(log: str) -> list[str]:
-    """Nodes srun named in ``srun: error: NODE: task N: Exited with exit code C`` lines (first seen first)."""
+    """Nodes whose tasks failed by themselves, from srun's ``srun: error: NODE: task N: ...`` lines (first seen
+    first). Once one task fails, srun terminates the step (``_step_signal: Terminating StepId=...``) and reports
+    the other nodes' tasks as ``Terminated``: those are collateral, not culprits."""
+    cut = re.search(r"^srun: .*Terminating StepId=", log, re.M)
     seen: list[str] = []
     for m in _SRUN_TASK_FAIL.finditer(log):
-        if m["node"] not in seen:
+        collateral = cut is not None and m.start() > cut.start() and m["what"].strip() in ("Terminated", "Killed")
+        if not collateral and m["node"] not in seen:
             seen.append(m["node"])
     return seen

@@ -1,5 +1,5 @@
 """Multi-node jobs on the local namespace cluster (slurmkit.local): 2-node torchrun DDP, mpirun across nodes,
-and --retries with one node made to fail. Skipped until `slurmkit.local` can bring a cluster up here."""
+and --retries with one node made to fail, submitted from this machine through the head over SSH."""
 
 from __future__ import annotations
 
@@ -13,22 +13,16 @@ from tests.conftest import ROOT, run_slurmkit
 
 pytestmark = pytest.mark.live
 
-try:  # the local cluster is another engineer's module; the lead enables these tests when it lands
-    import slurmkit.local as local  # noqa: F401
-
-    _UP = getattr(local, "up", None) or getattr(getattr(local, "cluster", None), "up", None)
-except ImportError:
-    local, _UP = None, None
-
-REASON = "needs the local cluster (slurmkit.local)"
+from tests.live.localcluster import local_cluster  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def lc(tmp_path_factory):
-    """A 2-compute local cluster: yields (cluster_file, work_dir, env). Wiring is left to the lead."""
-    if local is None or _UP is None:
-        pytest.skip(REASON)
-    pytest.skip(REASON + ": bootstrap wiring for these tests not done yet (see the jobs report)")
+    """A bootstrapped local cluster of 3 compute nodes: yields (cluster_file, work_dir, env)."""
+    work = tmp_path_factory.mktemp("multinode")
+    with local_cluster(work, computes=3, prefix="jm") as c:
+        c.bootstrap()
+        yield c.file, work, None
 
 
 def sk(lc, *args, timeout=300):
@@ -49,11 +43,25 @@ def test_two_node_torchrun_ddp(lc):
 
 
 def test_two_node_mpirun_prints_each_host(lc):
-    r = sk(lc, "submit", "--wait", "-N", "2", "--launcher", "mpirun", "--", "bash", "-c",
-           'echo "mpi rank $OMPI_COMM_WORLD_RANK on $(hostname) node_rank $SLURMKIT_NODE_RANK"')
+    import shutil
+    import subprocess
+
+    import yaml
+
+    if shutil.which("mpicc") is None:
+        pytest.skip("mpicc not installed (apt-get install libopenmpi-dev; make setup does)")
+    cluster_file, work, env = lc
+    shared = yaml.safe_load(cluster_file.read_text())["shared_dir"]
+    binary = f"{shared}/mpi_hello"
+    subprocess.run(["mpicc", "-o", binary, str(ROOT / "examples" / "mpi_hello.c")], check=True)
+    # Jobs on the local cluster run as root, which Open MPI refuses unless told twice.
+    r = sk(lc, "submit", "--wait", "-N", "2", "--launcher", "mpirun", "--env", "OMPI_ALLOW_RUN_AS_ROOT=1",
+           "--env", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1", "--", binary)
     job_id = re.search(r"job (\d+) COMPLETED", r.stdout).group(1)
     out = sk(lc, "logs", job_id).stdout
-    assert len(set(re.findall(r"^mpi rank \d+ on (\S+)", out, re.M))) == 2, out
+    ranks = sorted(re.findall(r"^mpi rank (\d)/2 on (\S+) allreduce 1$", out, re.M))
+    assert [r for r, _ in ranks] == ["0", "1"], out
+    assert len({h for _, h in ranks}) == 2, out
 
 
 def test_retry_excludes_the_failing_node(lc):

@@ -247,10 +247,13 @@ def test_dry_run_cli_prints_script_without_cluster(cli, tmp_path):
     assert launch_argv(r.stdout)[-2:] == ["echo", "$(id)"]
 
 
-def test_remote_backend_not_wired_yet(cli, tmp_path):
+def test_remote_backend_names_the_unreachable_head(cli, tmp_path):
+    # Away from the cluster, Slurm commands go over SSH to a head; a head that refuses is a one-line error.
     (tmp_path / "cluster.yaml").write_text(
-        "cluster: far\nssh: {user: u}\nheads: far-head-1\nnodes:\n  - {names: 'far-node-[1-2]'}\n")
+        "cluster: far\nssh: {user: u, port: 1, connect_timeout: 5}\nheads: {names: far-head-1, addresses: 127.0.0.1}\n"
+        "nodes:\n  - {names: 'far-node-[1-2]'}\n")
     env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}
     r = subprocess.run([__import__("sys").executable, "-m", "slurmkit", "jobs"], cwd=tmp_path, env=env,
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and "remote backend not wired yet" in r.stderr
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "unreachable" in r.stderr and "far-head-1" in r.stderr

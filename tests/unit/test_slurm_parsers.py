@@ -110,3 +110,15 @@ def test_sbatch_parsable():
     assert p.parse_sbatch_parsable("42;cluster\n") == "42"
     with pytest.raises(p.SlurmOutputError):
         p.parse_sbatch_parsable("sbatch: error: Batch job submission failed\n")
+
+
+def test_failed_nodes_from_srun_ignores_tasks_terminated_by_the_step_kill():
+    from pathlib import Path
+
+    from slurmkit.slurm.parsers import failed_nodes_from_srun
+
+    log = (Path(__file__).parent.parent / "fixtures" / "slurm-22.05" / "srun-one-task-fails.txt").read_text()
+    assert failed_nodes_from_srun(log) == ["jt-node-1"]
+    # Without srun's terminate line, a Terminated task is a failure in its own right.
+    alone = "srun: error: n2: task 1: Terminated\n"
+    assert failed_nodes_from_srun(alone) == ["n2"]
