@@ -100,11 +100,19 @@ def validate(ctx, as_json):
     """Load and check the cluster file; list every problem with its path in the file.
 
     Checks keys and values, hostlists, nodes in two groups, heads listed as compute nodes, partitions, the
-    switch layout, and that the SSH files it names exist. Exit 0 when valid, 2 otherwise; writes nothing.
+    switch layout, and that the SSH files it names exist; where `slurmkit discover` cached a node's facts, that
+    the hardware declared for it does not contradict them (`nodes[0].cores_per_socket: node-3 has 48, declared
+    56`). Exit 0 when valid, 2 otherwise; writes nothing.
     """
+    from slurmkit.discovery import cached_records, check_declared
+
     path = cluster_path(ctx)
     try:
         cluster = load(ctx, check_env=True)
+        # declared hardware contradicted by facts `slurmkit discover` cached
+        contradictions = check_declared(cluster, cached_records(cluster, path, cluster.compute_names))
+        if contradictions:
+            raise ConfigError(str(path), contradictions)
     except ConfigError as exc:
         if as_json:
             click.echo(json.dumps({"valid": False, "file": exc.source, "problems": [{"path": p.path, "message": p.message} for p in exc.problems]}))
@@ -140,13 +148,18 @@ def render(ctx, out_dir, to_stdout):
     """Write slurm.conf, gres.conf, topology.conf and cgroup.conf for the cluster.
 
     Pure: no SSH. Hardware comes from the cluster file, or from facts cached by `slurmkit discover` for
-    groups that leave it out. gres.conf is written when any node has GPUs, topology.conf when the cluster file
+    groups that leave it out (declared hardware that cached facts contradict is an error, as in `validate`).
+    gres.conf is written when any node has GPUs, topology.conf when the cluster file
     has a `topology:` layout. Files are replaced atomically.
     """
-    from slurmkit.render import render_cluster
+    from slurmkit.discovery import cached_records, check_declared
     from slurmkit.facts_cache import hardware_source
+    from slurmkit.render import render_cluster
 
     cluster = load(ctx)
+    contradictions = check_declared(cluster, cached_records(cluster, cluster_path(ctx), cluster.compute_names))
+    if contradictions:
+        raise ConfigError(str(cluster_path(ctx)), contradictions)
     rendered = render_cluster(cluster, hardware_source(cluster, cluster_path(ctx)))
     if to_stdout:
         for name, text in rendered.files.items():

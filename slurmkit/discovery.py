@@ -1,0 +1,322 @@
+"""Hardware discovery: run the facts commands on every host, cache what they printed, and turn cached facts
+into the :class:`~slurmkit.render.Hardware` a node group renders with.
+
+``collect`` is the one side effect (SSH, then the cache beside the cluster file); everything else here is pure:
+``hardware_from_facts`` (a cached record -> Hardware), ``check_declared`` (declared hardware that the facts
+contradict -> problems), ``build_script``/``split_outputs`` (the one shell script each host runs, and its
+output split back per command).
+
+A cache record (``.slurmkit/facts/<host>.json``) is::
+
+    {"host": ..., "time": "2025-01-01T12:00:00+00:00", "commands": {name: shell command},
+     "outputs": {name: stdout}, "stderr": {name: stderr, only where non-empty}, "facts": NodeFacts.to_dict()}
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from slurmkit import hostlist
+from slurmkit.cluster import Cluster, NodeGroup
+from slurmkit.errors import CommandError, Problem, SlurmkitError
+from slurmkit.facts import COMMANDS, NodeFacts, facts_from_outputs
+from slurmkit.render import Hardware
+
+# Run on the first head only: the fabric seen from there (needs umad access, usually root; empty otherwise).
+HEAD_COMMANDS: dict[str, str] = {
+    "ibnetdiscover": "command -v ibnetdiscover >/dev/null 2>&1 && ibnetdiscover 2>/dev/null || true",
+}
+SCRIPT_TIMEOUT_S = 180.0
+_MARK = "@@slurmkit-facts"
+
+
+# ---------------------------------------------------------------- one script per host
+
+
+def build_script(commands: Mapping[str, str], token: str) -> str:
+    """One POSIX shell script running every command, each stdout framed by marker lines carrying ``token``,
+    then its exit status and stderr. A newline always precedes a closing marker, so output without a final
+    newline stays byte-exact (:func:`split_outputs` removes exactly that newline)."""
+    lines = ['_d=$(mktemp -d 2>/dev/null || echo /tmp/slurmkit-facts.$$); mkdir -p "$_d"']
+    for name, cmd in commands.items():
+        lines += [
+            f"printf '%s\\n' '{_MARK} {token} out {name}'",
+            f'( {cmd} ) 2>"$_d/err" </dev/null; _rc=$?',
+            f"printf '\\n%s %s\\n' '{_MARK} {token} err {name}' \"$_rc\"",
+            'cat "$_d/err"',
+            f"printf '\\n%s\\n' '{_MARK} {token} end {name}'",
+        ]
+    lines.append('rm -rf "$_d"')
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class CommandOutput:
+    stdout: str
+    stderr: str
+    exit_code: int
+
+
+def split_outputs(text: str, token: str, names: list[str]) -> dict[str, CommandOutput]:
+    """Split the script's stdout back into one :class:`CommandOutput` per command name.
+
+    A command whose frame is missing or cut (the session died mid-way) raises :class:`CommandError` naming it.
+    """
+    t = re.escape(token)
+    out: dict[str, CommandOutput] = {}
+    for name in names:
+        n = re.escape(name)
+        m = re.search(
+            rf"^{_MARK} {t} out {n}\n(.*?)\n{_MARK} {t} err {n} (-?\d+)\n(.*?)\n{_MARK} {t} end {n}$",
+            text,
+            re.S | re.M,
+        )
+        if m is None:
+            raise CommandError(f"facts script: {name}", None, text[-2000:], "output frame missing or cut short")
+        out[name] = CommandOutput(m.group(1), m.group(3), int(m.group(2)))
+    return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def facts_record(host: str, commands: Mapping[str, str], outputs: Mapping[str, CommandOutput],
+                 time: str | None = None) -> dict[str, Any]:
+    """The cache record of one host: time (UTC ISO), commands run, raw outputs, parsed facts. Pure."""
+    stdout = {k: v.stdout for k, v in outputs.items()}
+    facts = facts_from_outputs(host, stdout)
+    return {
+        "host": host,
+        "time": time or _now(),
+        "commands": dict(commands),
+        "outputs": stdout,
+        "stderr": {k: v.stderr for k, v in outputs.items() if v.stderr.strip()},
+        "facts": facts.to_dict(),
+    }
+
+
+def collect(cluster: Cluster, cluster_file: Path, limit: str | None = None,
+            on_done: Callable[[str, bool], None] | None = None) -> tuple[dict[str, dict], dict[str, BaseException]]:
+    """Run :data:`~slurmkit.facts.COMMANDS` on every host (``limit``: a hostlist of some of them) in parallel,
+    one SSH session and one script per host, the first head also running :data:`HEAD_COMMANDS`.
+
+    Each reachable host's record is written to the facts cache at once; returns (records by host, errors by
+    host). An unreachable host is an error of its own: the others are still collected and cached.
+    """
+    from slurmkit.bootstrap import select_hosts
+    from slurmkit.facts_cache import write_facts
+    from slurmkit.remote import ClusterSSH
+
+    hosts = select_hosts(cluster, limit)
+    first_head = cluster.head_names[0]
+    token = secrets.token_hex(8)
+
+    def run(conn) -> dict:
+        commands = dict(COMMANDS)
+        if conn.name == first_head:
+            commands.update(HEAD_COMMANDS)
+        # as an argument, not on stdin: invoke feeds stdin a byte at a time (seconds per KB)
+        res = conn.run("sh -c " + shlex.quote(build_script(commands, token)), timeout=SCRIPT_TIMEOUT_S)
+        try:
+            outputs = split_outputs(res.stdout, token, list(commands))
+        except CommandError as exc:
+            raise CommandError(exc.command, res.exit_code, "", exc.stderr, host=conn.name) from None
+        record = facts_record(conn.name, commands, outputs)
+        write_facts(cluster_file, conn.name, record)
+        return record
+
+    with ClusterSSH(cluster, Path(cluster_file).expanduser().resolve().parent) as ssh:
+        result = ssh.run_all(hosts, run, on_done=(lambda r: on_done(r.host, r.ok)) if on_done else None)
+    records = {h: r.value for h, r in result.succeeded.items()}
+    errors = {h: r.error for h, r in result.failed.items()}
+    return records, errors
+
+
+def cached_records(cluster: Cluster, cluster_file: Path, names: list[str] | None = None) -> dict[str, dict]:
+    """The cached records of the cluster's hosts (or ``names``) that have one."""
+    from slurmkit.facts_cache import read_facts
+
+    out = {}
+    for name in names if names is not None else [h.name for h in cluster.hosts()]:
+        record = read_facts(cluster_file, name)
+        if record is not None:
+            out[name] = record
+    return out
+
+
+# ---------------------------------------------------------------- facts -> hardware
+
+
+def node_facts(record: Mapping[str, Any]) -> NodeFacts:
+    """The parsed facts of a cache record (re-parsed from its raw outputs when it holds no parsed form)."""
+    if record.get("facts") is not None:
+        return NodeFacts.from_dict(record["facts"])
+    return facts_from_outputs(record.get("host", "?"), record.get("outputs", {}))
+
+
+_VENDOR_WORDS = {"nvidia", "tesla", "geforce", "quadro"}
+_JOINED = {"rtx", "gtx", "titan"}
+
+
+def gpu_type_from_name(name: str | None) -> str | None:
+    """A Slurm GRES type from nvidia-smi's GPU name: ``NVIDIA H100 80GB HBM3`` -> ``h100``,
+    ``NVIDIA A100-SXM4-80GB`` -> ``a100``, ``NVIDIA B300 SXM6 AC`` -> ``b300``,
+    ``NVIDIA GeForce RTX 4090`` -> ``rtx_4090``. None when nothing is left of the name."""
+    if not name:
+        return None
+    words = [w for w in re.split(r"\s+", name.strip()) if w.lower() not in _VENDOR_WORDS]
+    if not words:
+        return None
+    first = words[0].split("-")[0].lower()
+    if first in _JOINED and len(words) > 1:
+        first = f"{first}_{words[1].split('-')[0].lower()}"
+    first = re.sub(r"[^a-z0-9_.]", "", first)
+    return first or None
+
+
+@dataclass
+class FoundHardware:
+    """What the facts say, before any rounding: ``memory_mb`` is slurmd's RealMemory (else numactl's total)."""
+
+    sockets: int | None = None
+    cores_per_socket: int | None = None
+    threads_per_core: int | None = None
+    memory_mb: int | None = None
+    memory_source: str | None = None
+    gpu_count: int = 0
+    gpu_names: list[str] = field(default_factory=list)
+
+
+def found_hardware(facts: NodeFacts) -> FoundHardware:
+    """CPU layout from ``slurmd -C`` (what slurmd will register with), else lscpu; memory from slurmd's
+    RealMemory, else the sum of numactl's node sizes; GPUs from nvidia-smi (or the topo matrix)."""
+    found = FoundHardware()
+    s = facts.slurmd
+    if s and s.sockets_per_board and s.cores_per_socket and s.threads_per_core:
+        boards = int(s.values.get("Boards", "1")) if s.values.get("Boards", "1").isdigit() else 1
+        found.sockets = s.sockets_per_board * boards
+        found.cores_per_socket, found.threads_per_core = s.cores_per_socket, s.threads_per_core
+    elif facts.cpu and facts.cpu.sockets and facts.cpu.cores_per_socket and facts.cpu.threads_per_core:
+        found.sockets = facts.cpu.sockets
+        found.cores_per_socket, found.threads_per_core = facts.cpu.cores_per_socket, facts.cpu.threads_per_core
+    if s and s.real_memory_mb:
+        found.memory_mb, found.memory_source = s.real_memory_mb, "slurmd -C RealMemory"
+    elif facts.numa and facts.numa.nodes and all(n.size_mb for n in facts.numa.nodes):
+        found.memory_mb, found.memory_source = sum(n.size_mb for n in facts.numa.nodes), "numactl -H node sizes"
+    indexes = {g.index for g in facts.gpus if g.index is not None}
+    if facts.topo:
+        indexes |= {int(label[3:]) for label in facts.topo.gpu_labels}
+    found.gpu_count = max(len(indexes), len(facts.gpus))
+    found.gpu_names = [g.name for g in facts.gpus if g.name]
+    return found
+
+
+def memory_to_declare(found_mb: int) -> int:
+    """RealMemory for slurm.conf: the found value rounded down to a whole GiB (1024 MB).
+
+    Not slurmd's value as is: a node whose configured RealMemory exceeds what it reports is INVAL, and MemTotal
+    moves by some MB across kernels, drivers and reboots, and between otherwise identical nodes (which would
+    then each need a NodeName line of their own). Rounding down keeps a group on one line and never claims
+    more than the node has. Below 1 GiB the value is kept.
+    """
+    return found_mb if found_mb < 1024 else found_mb // 1024 * 1024
+
+
+def hardware_from_facts(record: Mapping[str, Any], group: NodeGroup, slurm_version: str) -> Hardware | None:
+    """The Hardware of one node from its cached facts record; None when the facts lack the CPU layout or memory.
+
+    GPUs: the count and ``/dev/nvidiaN`` files from nvidia-smi's indexes, ``Cores=`` per GPU from its NUMA-local
+    cores (see :func:`slurmkit.topology.gres_lines`); the type from the group's ``gpus.type`` when declared (it
+    wins), else from the GPU name. Where the facts show no GPU, the group's declared ``gpus`` are used as given
+    (simulated GPUs of the local cluster). Features and weight come from the group.
+    """
+    from slurmkit.topology import gres_lines, node_topology
+
+    facts = node_facts(record)
+    found = found_hardware(facts)
+    if None in (found.sockets, found.cores_per_socket, found.threads_per_core, found.memory_mb):
+        return None
+    declared = group.gpus
+    gpu_type, gpu_count, gpu_files, gpu_cores = None, 0, (), ()
+    autodetect = declared.autodetect if declared else "off"
+    topo = node_topology(facts) if found.gpu_count else None
+    if topo is not None and topo.gpus:
+        names = sorted(set(found.gpu_names))
+        gpu_type = declared.type if declared else gpu_type_from_name(names[0] if names else None)
+        if gpu_type is None:
+            raise SlurmkitError(
+                f"{facts.hostname}: nvidia-smi gave no GPU name to take a GRES type from; "
+                "declare gpus: {type: ..., count: ...} for its node group"
+            )
+        # gres_lines holds the version-dependent gres.conf form; File= and Cores= are taken from it
+        lines = [dict(w.split("=", 1) for w in line.split()) for line in gres_lines(topo, gpu_type, slurm_version)]
+        gpu_count = len(lines)
+        gpu_files = tuple(line["File"] for line in lines)
+        gpu_cores = tuple(line.get("Cores") for line in lines)
+    elif declared:
+        gpu_type, gpu_count = declared.type, declared.count
+        gpu_files, gpu_cores = tuple(declared.device_files()), (None,) * declared.count
+    return Hardware(
+        sockets=found.sockets,
+        cores_per_socket=found.cores_per_socket,
+        threads_per_core=found.threads_per_core,
+        memory_mb=memory_to_declare(found.memory_mb),
+        gpu_type=gpu_type,
+        gpu_count=gpu_count,
+        gpu_files=gpu_files,
+        gpu_cores=gpu_cores,
+        autodetect=autodetect,
+        features=tuple(group.features),
+        weight=group.weight,
+    )
+
+
+# ---------------------------------------------------------------- declared vs found
+
+
+def check_declared(cluster: Cluster, facts: Mapping[str, Mapping[str, Any]]) -> list[Problem]:
+    """Declared hardware that contradicts a node's cached facts (records by host), one problem per host and key:
+    ``nodes[0].cores_per_socket: us-east-node-3 has 48, declared 56``.
+
+    Sockets, cores and threads must be equal (slurmd registers with what it finds); declared memory may be less
+    than found, not more (the node would be INVAL); a declared GPU count must equal nvidia-smi's. A GPU type is
+    a name the cluster file chooses and is not checked. The local profile simulates GPUs without nvidia-smi, so
+    there a node with no GPU facts is not held against its declared GPUs.
+    """
+    problems: list[Problem] = []
+    for gi, group in enumerate(cluster.nodes):
+        for name in hostlist.expand(group.names):
+            record = facts.get(name)
+            if record is None:
+                continue
+            found = found_hardware(node_facts(record))
+            for key in ("sockets", "cores_per_socket", "threads_per_core"):
+                want, have = getattr(group, key), getattr(found, key)
+                if want is not None and have is not None and want != have:
+                    problems.append(Problem(f"nodes[{gi}].{key}", f"{name} has {have}, declared {want}"))
+            if group.memory_mb is not None and found.memory_mb is not None and group.memory_mb > found.memory_mb:
+                problems.append(Problem(
+                    f"nodes[{gi}].memory_mb",
+                    f"{name} has {found.memory_mb}, declared {group.memory_mb} "
+                    f"(more than its {found.memory_source}; declare at most {memory_to_declare(found.memory_mb)})",
+                ))
+            if group.gpus is not None:
+                simulated = cluster.profile == "local" and found.gpu_count == 0
+                if not simulated and found.gpu_count != group.gpus.count:
+                    problems.append(Problem(f"nodes[{gi}].gpus.count",
+                                            f"{name} has {found.gpu_count}, declared {group.gpus.count}"))
+            elif found.gpu_count and group.hardware_declared:
+                problems.append(Problem(f"nodes[{gi}].gpus", f"{name} has {found.gpu_count} GPU(s), declared none"))
+    return problems
+
+
+def nccl_exports(env: Mapping[str, str]) -> list[str]:
+    """``export NAME='value'`` lines, always single-quoted (``NCCL_IB_HCA='=mlx5_0,...'`` reads better so)."""
+    return [f"export {k}='" + v.replace("'", "'\\''") + "'" for k, v in env.items()]
