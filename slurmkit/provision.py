@@ -21,7 +21,6 @@ import difflib
 import hashlib
 import re
 import shlex
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -122,14 +121,20 @@ class HostReport:
 
 SERVICES: dict[str, dict[str, str]] = {
     "munge": {"unit": "munge", "pidfile": "/run/munge/munged.pid", "start": "runuser -u munge -- /usr/sbin/munged",
-              "comm": "munged"},
-    "slurmd": {"unit": "slurmd", "pidfile": "/run/slurmd.pid", "start": "/usr/sbin/slurmd", "comm": "slurmd"},
-    "slurmctld": {"unit": "slurmctld", "pidfile": "/run/slurmctld.pid", "start": "/usr/sbin/slurmctld", "comm": "slurmctld"},
+              "comm": "munged", "log": "/var/log/munge/munged.log"},
+    "slurmd": {"unit": "slurmd", "pidfile": "/run/slurmd.pid", "start": "/usr/sbin/slurmd", "comm": "slurmd",
+               "log": "/var/log/slurm/slurmd.log"},
+    "slurmctld": {"unit": "slurmctld", "pidfile": "/run/slurmctld.pid", "start": "/usr/sbin/slurmctld",
+                  "comm": "slurmctld", "log": "/var/log/slurm/slurmctld.log"},
 }
+SYSTEMD_TEST = "[ -d /run/systemd/system ]"
 
 
-def has_systemd(conn) -> bool:
-    return conn.run("test -d /run/systemd/system", check=False).ok
+def _running_check(name: str) -> str:
+    """Shell that exits 0 when the daemon runs: systemd's view, else its pid file checked against /proc."""
+    svc = SERVICES[name]
+    return (f"if {SYSTEMD_TEST}; then systemctl is-active --quiet {svc['unit']}; else "
+            f"pid=$(cat {svc['pidfile']} 2>/dev/null) && [ \"$(cat /proc/$pid/comm 2>/dev/null)\" = {svc['comm']} ]; fi")
 
 
 def service_pid(conn, name: str) -> int | None:
@@ -141,50 +146,95 @@ def service_pid(conn, name: str) -> int | None:
 
 
 def service_running(conn, name: str) -> bool:
-    if has_systemd(conn):
-        return conn.run(f"systemctl is-active --quiet {SERVICES[name]['unit']}", check=False).ok
-    return service_pid(conn, name) is not None
+    return conn.run(_running_check(name), check=False).ok
+
+
+def _start_script(name: str) -> str:
+    svc = SERVICES[name]
+    # Daemonizing parents exit after forking; their output goes to a file in the host's own /run (not the SSH
+    # channel, and not /tmp, which local nodes share), so the session ends while the daemon lives on.
+    out = f"/run/slurmkit-{name}.start"
+    return (f"if {SYSTEMD_TEST}; then systemctl enable --now {svc['unit']}; exit $?; fi; "
+            f"{svc['start']} </dev/null >{out} 2>&1; rc=$?; cat {out}; rm -f {out}; [ $rc = 0 ] || exit $rc; "
+            f"for i in $(seq 50); do ({_running_check(name)}) && exit 0; sleep 0.1; done; "
+            f"echo '{name} did not stay up'; tail -n 15 {svc['log']} 2>/dev/null; exit 1")
 
 
 def start_service(conn, name: str) -> None:
+    r = conn.run(_start_script(name), check=False)
+    if not r.ok:
+        raise CommandError(f"start {name}", r.exit_code, r.stdout, r.stderr or r.stdout, host=conn.name)
+
+
+def _stop_script(name: str) -> str:
     svc = SERVICES[name]
-    if has_systemd(conn):
-        conn.run(f"systemctl enable --now {svc['unit']}")
-        return
-    # Daemonizing parents exit after forking; their output goes to a file, not the SSH channel, so the session
-    # ends while the daemon lives on in the host's own namespaces.
-    out = f"/run/slurmkit-{name}.start"  # /run is per host; /tmp may be shared (the local cluster)
-    conn.run(f"{svc['start']} </dev/null >{out} 2>&1; rc=$?; cat {out}; rm -f {out}; exit $rc")
-    for _ in range(50):
-        if service_pid(conn, name) is not None:
-            return
-        time.sleep(0.1)
-    log = conn.run(f"tail -n 15 /var/log/slurm/{name}.log 2>/dev/null || true", check=False).stdout
-    raise CommandError(f"start {name}", None, "", f"{name} did not stay up\n{log}", host=conn.name)
+    return (f"if {SYSTEMD_TEST}; then systemctl stop {svc['unit']}; exit $?; fi; "
+            f"pid=$(cat {svc['pidfile']} 2>/dev/null) && [ \"$(cat /proc/$pid/comm 2>/dev/null)\" = {svc['comm']} ] "
+            f"|| exit 0; kill $pid; for i in $(seq 100); do [ -d /proc/$pid ] || exit 0; sleep 0.1; done; kill -9 $pid")
 
 
 def stop_service(conn, name: str) -> None:
-    svc = SERVICES[name]
-    if has_systemd(conn):
-        conn.run(f"systemctl stop {svc['unit']}")
-        return
-    pid = service_pid(conn, name)
-    if pid is None:
-        return
-    conn.run(f"kill {pid}")
-    for _ in range(100):
-        if conn.run(f"test -d /proc/{pid}", check=False).exit_code != 0:
-            return
-        time.sleep(0.1)
-    conn.run(f"kill -9 {pid}", check=False)
+    conn.run(_stop_script(name))
 
 
 def restart_service(conn, name: str) -> None:
-    if has_systemd(conn):
-        conn.run(f"systemctl restart {SERVICES[name]['unit']}")
-        return
-    stop_service(conn, name)
+    svc = SERVICES[name]
+    conn.run(f"if {SYSTEMD_TEST}; then systemctl restart {svc['unit']}; exit $?; fi; ({_stop_script(name)})")
     start_service(conn, name)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The probe: one command per host reads everything the steps check (packages, owners, modes, checksums, daemons),
+# so a host that is already right costs one round trip.
+
+
+@dataclass
+class Probe:
+    installed: set[str] = field(default_factory=set)
+    stat: dict[str, tuple[str, str, str] | None] = field(default_factory=dict)
+    sha: dict[str, str | None] = field(default_factory=dict)
+    running: dict[str, bool] = field(default_factory=dict)
+
+
+def probe_script(steps: list[Step]) -> tuple[str, list[str]]:
+    """Shell that reports, for these steps, what the host has. Returns (script, paths in report order)."""
+    lines, paths = [], []
+    packages = sorted({p for st in steps if st.action == "packages" for p in st.args})
+    if packages:
+        q = " ".join(shlex.quote(p) for p in packages)
+        lines.append(f"dpkg-query -W -f='@@pkg ${{Package}} ${{Status}}\\n' {q} 2>/dev/null")
+    for st in steps:
+        if st.action in ("file", "directory"):
+            path = st.args["dest"] if st.action == "file" else st.args["path"]
+            i = len(paths)
+            paths.append(path)
+            q = shlex.quote(path)
+            lines.append(f"echo \"@@stat {i} $(stat -c '%U %G %a' {q} 2>/dev/null)\"")
+            if st.action == "file":
+                lines.append(f"echo \"@@sha {i} $(sha256sum < {q} 2>/dev/null | cut -d' ' -f1)\"")
+        elif st.action == "service":
+            name = st.args["name"]
+            lines.append(f"if ({_running_check(name)}) >/dev/null 2>&1; then echo '@@svc {name} 1'; else echo '@@svc {name} 0'; fi")
+    lines.append("true")
+    return "\n".join(lines), paths
+
+
+def parse_probe(text: str, paths: list[str]) -> Probe:
+    probe = Probe()
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts or not parts[0].startswith("@@"):
+            continue
+        tag = parts[0]
+        if tag == "@@pkg" and line.endswith("install ok installed"):
+            probe.installed.add(parts[1])
+        elif tag == "@@stat":
+            probe.stat[paths[int(parts[1])]] = tuple(parts[2:5]) if len(parts) >= 5 else None
+        elif tag == "@@sha":
+            probe.sha[paths[int(parts[1])]] = parts[2] if len(parts) > 2 else None
+        elif tag == "@@svc":
+            probe.running[parts[1]] = parts[2] == "1"
+    return probe
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -195,17 +245,23 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _stat(conn, path: str) -> tuple[str, str, str] | None:
-    r = conn.run(f"stat -c '%U %G %a' {shlex.quote(path)}", check=False)
-    if not r.ok:
-        return None
-    owner, group, mode = r.stdout.split()
-    return owner, group, mode
+def octal(mode: str) -> str:
+    """``"0644"`` -> ``"644"``, as ``stat -c %a`` prints it."""
+    return format(int(mode, 8), "o")
 
 
-def run_step(conn, step: Step, sources: dict[str, bytes], secrets: set[str], dry_run: bool, report: HostReport) -> StepResult:
+@dataclass
+class Context:
+    probe: Probe
+    sources: dict[str, bytes]
+    secrets: set[str]
+    dry_run: bool
+    report: HostReport
+
+
+def run_step(conn, step: Step, ctx: Context) -> StepResult:
     try:
-        return _STEP[step.action](conn, step, sources, secrets, dry_run, report)
+        return _STEP[step.action](conn, step, ctx)
     except Exception as exc:  # a failed step is data; the host's remaining steps are skipped by the caller
         return StepResult(step, "failed", _short(exc), error=exc)
 
@@ -216,50 +272,50 @@ def _short(exc: BaseException) -> str:
     return error_summary(exc)
 
 
-def _packages(conn, step, sources, secrets, dry_run, report) -> StepResult:
-    names = list(step.args)
-    q = " ".join(shlex.quote(n) for n in names)
-    r = conn.run(f"dpkg-query -W -f='${{Package}} ${{Status}}\\n' {q} 2>/dev/null || true", check=False)
-    installed = {ln.split()[0] for ln in r.stdout.splitlines() if ln.endswith("install ok installed")}
-    missing = [n for n in names if n not in installed]
+def _packages(conn, step, ctx: Context) -> StepResult:
+    missing = [n for n in step.args if n not in ctx.probe.installed]
     if not missing:
         return StepResult(step, "ok", "installed")
-    if dry_run:
+    if ctx.dry_run:
         return StepResult(step, "changed", f"would install {' '.join(missing)}")
     conn.run("export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends "
              + " ".join(shlex.quote(n) for n in missing), timeout=1800)
     return StepResult(step, "changed", f"installed {' '.join(missing)}")
 
 
-def _file(conn, step, sources, secrets, dry_run, report) -> StepResult:
+def _file(conn, step, ctx: Context) -> StepResult:
     a = step.args
     dest, src = a["dest"], a["source"]
     mode = a.get("mode", "0644")
     owner, group = a.get("owner", "root"), a.get("group", a.get("owner", "root"))
-    want = sources.get(src)
-    have = conn.read(dest)
-    secret = src in secrets
-    if dest.startswith("/etc/slurm/"):
-        report.old_files[dest] = None if have is None else have.decode(errors="replace")
+    want = ctx.sources.get(src)
+    st, have_sha = ctx.probe.stat.get(dest), ctx.probe.sha.get(dest)
+    exists = st is not None
+    secret = src in ctx.secrets
+    content_same = exists and want is not None and have_sha == sha256(want)
+    # The old text is read only when it will differ: for the diff, and to decide reconfigure or restart.
+    have = conn.read(dest) if exists and not content_same and not secret else None
+    if dest.startswith("/etc/slurm/") and not content_same:
+        ctx.report.old_files[dest] = None if have is None else have.decode(errors="replace")
     if want is None:
-        if have is None:
+        if not exists:
             return StepResult(step, "ok", "not needed")
-        if not dry_run:
+        if not ctx.dry_run:
             conn.run(f"rm -f {shlex.quote(dest)}")
-        return StepResult(step, "changed", f"{'would remove' if dry_run else 'removed'} {dest} (not rendered for this cluster)",
-                          diff="" if secret else _diff(dest, have, b""))
-    st = _stat(conn, dest) if have is not None else None
-    content_same = have is not None and sha256(have) == sha256(want)
-    meta_same = st is not None and st == (owner, group, format(int(mode, 8), "o"))
+        return StepResult(step, "changed", f"{'would remove' if ctx.dry_run else 'removed'} {dest} (not rendered for this cluster)",
+                          diff="" if secret else _diff(dest, have or b"", b""))
+    meta_same = st == (owner, group, octal(mode))
     if content_same and meta_same:
         return StepResult(step, "ok", "up to date")
-    what = "content" if not content_same else f"owner/mode {' '.join(st) if st else '?'} -> {owner} {group} {mode}"
-    diff = "" if content_same or secret else _diff(dest, have or b"", want)
-    if secret and not content_same:
-        diff = f"(secret {dest} differs: content not shown)\n"
-    if not dry_run:
-        conn.write(dest, want, int(mode, 8), owner, group)
-    return StepResult(step, "changed", f"{'would update' if dry_run else 'updated'} {dest} ({what})", diff=diff)
+    what = "content" if not content_same else f"owner/mode {' '.join(st)} -> {owner} {group} {mode}"
+    diff = "" if content_same else (f"(secret {dest} differs: content not shown)\n" if secret else _diff(dest, have or b"", want))
+    if not ctx.dry_run:
+        if content_same:
+            q = shlex.quote(dest)
+            conn.run(f"chown {shlex.quote(owner)}:{shlex.quote(group)} {q} && chmod {mode} {q}")
+        else:
+            conn.write(dest, want, int(mode, 8), owner, group)
+    return StepResult(step, "changed", f"{'would update' if ctx.dry_run else 'updated'} {dest} ({what})", diff=diff)
 
 
 def _diff(dest: str, old: bytes, new: bytes) -> str:
@@ -267,37 +323,36 @@ def _diff(dest: str, old: bytes, new: bytes) -> str:
                                         fromfile=f"{dest} (on host)", tofile=f"{dest} (rendered)"))
 
 
-def _directory(conn, step, sources, secrets, dry_run, report) -> StepResult:
+def _directory(conn, step, ctx: Context) -> StepResult:
     a = step.args
     path, mode = a["path"], a.get("mode", "0755")
     owner, group = a.get("owner", "root"), a.get("group", a.get("owner", "root"))
-    st = _stat(conn, path)
-    want = (owner, group, format(int(mode, 8), "o"))
-    if st == want:
+    st = ctx.probe.stat.get(path)
+    if st == (owner, group, octal(mode)):
         return StepResult(step, "ok", "present")
-    if not dry_run:
+    if not ctx.dry_run:
         q = shlex.quote(path)
         conn.run(f"mkdir -p {q} && chown {shlex.quote(owner)}:{shlex.quote(group)} {q} && chmod {mode} {q}")
-    verb = ("would create" if dry_run else "created") if st is None else ("would fix" if dry_run else "fixed")
+    verb = ("would create" if ctx.dry_run else "created") if st is None else ("would fix" if ctx.dry_run else "fixed")
     return StepResult(step, "changed", f"{verb} {path}")
 
 
-def _service(conn, step, sources, secrets, dry_run, report) -> StepResult:
+def _service(conn, step, ctx: Context) -> StepResult:
     name = step.args["name"]
-    if service_running(conn, name):
+    if ctx.probe.running.get(name):
         return StepResult(step, "ok", "running")
-    if dry_run:
+    if ctx.dry_run:
         return StepResult(step, "changed", f"would start {name}")
     start_service(conn, name)
-    report.notified.add(f"started:{name}")
+    ctx.report.notified.add(f"started:{name}")
     return StepResult(step, "changed", f"started {name}")
 
 
-def _command(conn, step, sources, secrets, dry_run, report) -> StepResult:
+def _command(conn, step, ctx: Context) -> StepResult:
     a = step.args
     if a.get("unless") and conn.run(a["unless"], check=False).ok:
         return StepResult(step, "ok", "already done")
-    if dry_run:
+    if ctx.dry_run:
         return StepResult(step, "changed", f"would run: {a['run']}")
     conn.run(a["run"])
     return StepResult(step, "changed", f"ran: {a['run']}")
@@ -308,19 +363,21 @@ _STEP = {"packages": _packages, "file": _file, "directory": _directory, "service
 
 def apply_playbooks(conn, role: str, playbooks: list[Playbook], sources: dict[str, bytes], secrets: set[str],
                     dry_run: bool) -> HostReport:
-    """Run every step that applies to this host's role, in order; after a failure the rest are skipped."""
+    """Run every step that applies to this host's role, in order; after a failure the rest are skipped.
+
+    One probe command reads what every step checks; only steps that change something cost more round trips."""
     report = HostReport(conn.name, role)
-    for pb in playbooks:
-        if pb.hosts not in ("all", "heads" if role == "head" else "computes"):
+    steps = [st for pb in playbooks if pb.hosts in ("all", "heads" if role == "head" else "computes") for st in pb.steps]
+    script, paths = probe_script(steps)
+    ctx = Context(parse_probe(conn.run(script).stdout, paths), sources, secrets, dry_run, report)
+    for step in steps:
+        if report.failed:
+            report.steps.append(StepResult(step, "skipped", "an earlier step failed"))
             continue
-        for step in pb.steps:
-            if report.failed:
-                report.steps.append(StepResult(step, "skipped", "an earlier step failed"))
-                continue
-            res = run_step(conn, step, sources, secrets, dry_run, report)
-            report.steps.append(res)
-            if res.status == "changed" and step.notify:
-                report.notified.add(step.notify)
+        res = run_step(conn, step, ctx)
+        report.steps.append(res)
+        if res.status == "changed" and step.notify:
+            report.notified.add(step.notify)
     return report
 
 
