@@ -120,16 +120,25 @@ class Conn:
     def write(self, path: str, data: bytes, mode: int = 0o644, owner: str = "root", group: str | None = None) -> None:
         """Write a file atomically: upload beside it, set owner and mode, then rename over the target."""
         tmp = f"{path}.slurmkit-tmp"
-        d = os.path.dirname(path)
-        self.run(f"mkdir -p {shlex.quote(d)}")
         try:
-            with self.sftp().open(tmp, "wb") as f:
-                f.write(data)
-        except OSError as exc:
-            raise CommandError(f"write {path}", None, "", str(exc), host=self.name) from None
+            self._upload(tmp, data)
+        except FileNotFoundError:  # the directory is missing: make it (one more round trip only then)
+            self.run(f"mkdir -p {shlex.quote(os.path.dirname(path))}")
+            self._upload(tmp, data)
         owner_spec = f"{owner}:{group or owner}"
         self.run(f"chown {shlex.quote(owner_spec)} {shlex.quote(tmp)} && chmod {mode:o} {shlex.quote(tmp)} "
                  f"&& mv -f {shlex.quote(tmp)} {shlex.quote(path)}")
+
+    def _upload(self, remote: str, data: bytes) -> None:
+        try:
+            with self.sftp().open(remote, "wb") as f:
+                f.write(data)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if getattr(exc, "errno", None) == 2:
+                raise FileNotFoundError(remote) from None
+            raise CommandError(f"write {remote}", None, "", str(exc), host=self.name) from None
 
     def close(self) -> None:
         try:
