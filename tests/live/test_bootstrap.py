@@ -146,3 +146,25 @@ def test_simulated_gpus_are_scheduled_and_bad_gres_is_caught(gpu_cluster):
 
     code, out = lc.bootstrap()  # the right gres.conf again: the node comes back
     assert code == 0 and out["node_states"][bad_node] == "IDLE"
+
+
+def test_remote_write_is_atomic_binary_safe_and_makes_missing_directories(cluster):
+    from pathlib import Path
+
+    from slurmkit.cluster import load_cluster
+    from slurmkit.remote import ClusterSSH
+
+    c = load_cluster(cluster.file)
+    node = c.hosts()[1]
+    with ClusterSSH(c, Path(cluster.file).parent) as ssh:
+        conn = ssh.connect(node)
+        try:
+            target = "/var/lib/sk-write-test/a/b/f.bin"
+            conn.write(target, b"line\x00\xffend", 0o600, "root")
+            assert conn.run(f"stat -c '%a %U' {target}").stdout.strip() == "600 root"
+            assert conn.read(target) == b"line\x00\xffend"
+            assert conn.run(f"ls {target}.slurmkit-tmp", check=False).exit_code != 0  # no temp file left
+            assert conn.read("/var/lib/sk-write-test/missing") is None
+        finally:
+            conn.run("rm -rf /var/lib/sk-write-test", check=False)
+            conn.close()
