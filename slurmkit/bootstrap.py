@@ -167,27 +167,21 @@ def _handlers(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, new_conf: 
             out.errors[name] = r.error
 
 
-NODE_LINE = re.compile(r"NodeName=(\S+)")
-
-
 def parse_nodes(text: str) -> dict[str, dict[str, str]]:
-    """`scontrol -o show node` -> {name: {State, Reason}} (Reason may hold spaces: it runs to the next Key=)."""
-    nodes = {}
-    for line in text.splitlines():
-        m = NODE_LINE.search(line)
-        if not m:
-            continue
-        state = re.search(r" State=(\S+)", line)
-        reason = re.search(r" Reason=(.*?)(?= [A-Z][A-Za-z]+=|$)", line)
-        nodes[m.group(1)] = {"State": state.group(1) if state else "", "Reason": reason.group(1) if reason else ""}
-    return nodes
+    """`scontrol -o show node` -> {name: {State, Reason}}, State as ``IDLE+DRAIN`` / ``IDLE+NOT_RESPONDING``."""
+    from slurmkit.slurm.parsers import parse_scontrol_nodes
+
+    return {n.name: {"State": n.state_text, "Reason": n.reason} for n in parse_scontrol_nodes(text)}
 
 
 def node_problem(state: str, reason: str) -> str | None:
+    """Why a registered node is not usable after bootstrap, or None. A node an admin drained for a reason of
+    their own (not a configuration mismatch Slurm found) is left alone: that is not bootstrap's failure."""
     s = state.upper()
-    if "INVAL" in s or "DOWN" in s or "FAIL" in s or "DRAIN" in s or s.endswith("*") or "NOT_RESPONDING" in s or "UNKNOWN" in s:
-        return f"Slurm reports {state}" + (f": {reason}" if reason else "")
-    return None
+    bad = any(word in s for word in ("INVAL", "DOWN", "FAIL", "NOT_RESPONDING", "UNKNOWN"))
+    if "DRAIN" in s and NODE_REASON_CONFIG.search(reason or ""):
+        bad = True
+    return (f"Slurm reports {state}" + (f": {reason}" if reason else "")) if bad else None
 
 
 def _verify(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, timeout: float) -> None:
@@ -206,7 +200,7 @@ def _verify(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, timeout: flo
             # admin drained for another reason).
             stale = [n for n in computes if n in nodes and n not in resumed
                      and re.search(r"DOWN|DRAIN", nodes[n]["State"].upper()) and "INVAL" not in nodes[n]["State"].upper()
-                     and not nodes[n]["State"].endswith("*") and NODE_REASON_CONFIG.search(nodes[n]["Reason"] or "")]
+                     and "NOT_RESPONDING" not in nodes[n]["State"].upper() and NODE_REASON_CONFIG.search(nodes[n]["Reason"] or "")]
             for n in stale:
                 if conn.run(f"{SLURM} scontrol update nodename={n} state=resume", check=False).ok:
                     resumed.append(n)

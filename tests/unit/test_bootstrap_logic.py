@@ -1,0 +1,62 @@
+"""Pure parts of bootstrap: what a slurm.conf change needs, and which node states are bootstrap's failures
+(on `scontrol -o show node` lines captured from Slurm 22.05, tests/fixtures/slurm-22.05)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from slurmkit.bootstrap import node_problem, parse_nodes
+from slurmkit.provision import load_playbooks, parse_probe, probe_script, slurm_conf_action
+
+FIX = Path(__file__).parent.parent / "fixtures" / "slurm-22.05"
+CONF = "ClusterName=c\nSlurmctldHost=h1\nNodeName=n[1-2] CPUs=2 State=UNKNOWN\nPartitionName=p Nodes=n[1-2] MaxTime=INFINITE\n"
+
+
+def test_partition_change_is_a_reconfigure():
+    assert slurm_conf_action(CONF, CONF.replace("MaxTime=INFINITE", "MaxTime=01:00:00")) == "reconfigure"
+
+
+@pytest.mark.parametrize("old,new", [
+    ("NodeName=n[1-2] CPUs=2", "NodeName=n[1-3] CPUs=2"),      # a node added
+    ("SlurmctldHost=h1", "SlurmctldHost=h1\nSlurmctldHost=h2"),  # a backup controller
+    ("ClusterName=c", "ClusterName=c\nTopologyPlugin=topology/tree"),
+])
+def test_node_controller_and_plugin_changes_restart(old, new):
+    assert slurm_conf_action(CONF, CONF.replace(old, new)) == "restart"
+
+
+def test_comment_only_or_no_change_needs_nothing_and_a_new_file_restarts():
+    assert slurm_conf_action(CONF, "# header changed\n" + CONF) == "none"
+    assert slurm_conf_action(None, CONF) == "restart"
+
+
+def test_node_states_from_real_scontrol_output():
+    drained = parse_nodes((FIX / "scontrol-o-show-node-drain.txt").read_text())
+    assert drained == {"sk-one": {"State": "IDLE+DRAIN", "Reason": "fixture: drained by hand [root@2026-11-21T23:10:35]"}}
+    # An admin's drain is not bootstrap's failure; a drain for a config mismatch is.
+    assert node_problem(**{k.lower(): v for k, v in drained["sk-one"].items()}) is None
+    assert node_problem("IDLE+DRAIN", "gres/gpu count reported lower than configured (4 < 8)").startswith("Slurm reports IDLE+DRAIN")
+    nonresp = parse_nodes((FIX / "scontrol-o-show-node-nonresp.txt").read_text())["sk-one"]
+    assert node_problem(nonresp["State"], nonresp["Reason"]) == "Slurm reports IDLE+NOT_RESPONDING"
+    down = parse_nodes((FIX / "scontrol-o-show-node-down.txt").read_text())["sk-one"]
+    assert node_problem(down["State"], down["Reason"]).startswith("Slurm reports DOWN+DRAIN: fixture: down by hand")
+    alloc = parse_nodes((FIX / "scontrol-o-show-node-alloc.txt").read_text())["sk-one"]
+    assert alloc["State"] == "MIXED" and node_problem(alloc["State"], alloc["Reason"]) is None
+
+
+def test_probe_script_covers_every_check_and_parses_back():
+    books = load_playbooks(variables={"state_dir": "/shared/state dir"})
+    steps = [s for b in books for s in b.steps]
+    script, paths = probe_script(steps)
+    assert "/etc/slurm/slurm.conf" in paths and "'/shared/state dir'" in script  # quoted, spaces and all
+    i = paths.index("/etc/slurm/slurm.conf")
+    text = (f"@@pkg munge install ok installed\n@@pkg slurm-wlm deinstall ok config-files\n"
+            f"@@stat {i} root root 644\n@@sha {i} abc123\n@@stat {paths.index('/etc/munge/munge.key')} \n"
+            "@@svc munge 1\n@@svc slurmd 0\n")
+    probe = parse_probe(text, paths)
+    assert probe.installed == {"munge"}
+    assert probe.stat["/etc/slurm/slurm.conf"] == ("root", "root", "644") and probe.sha["/etc/slurm/slurm.conf"] == "abc123"
+    assert probe.stat["/etc/munge/munge.key"] is None
+    assert probe.running == {"munge": True, "slurmd": False}
