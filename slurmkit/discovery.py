@@ -14,6 +14,7 @@ A cache record (``.slurmkit/facts/<host>.json``) is::
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import shlex
@@ -25,7 +26,7 @@ from typing import Any, Callable, Mapping
 from slurmkit import hostlist
 from slurmkit.cluster import Cluster, NodeGroup
 from slurmkit.errors import CommandError, Problem, SlurmkitError
-from slurmkit.facts import COMMANDS, NodeFacts, facts_from_outputs
+from slurmkit.facts import COMMANDS, ROUTE_TO_HEAD, NodeFacts, facts_from_outputs, route_to_host_command
 from slurmkit.render import Hardware
 
 # Run on the first head only: the fabric seen from there (needs umad access, usually root; empty otherwise).
@@ -105,7 +106,8 @@ def facts_record(host: str, commands: Mapping[str, str], outputs: Mapping[str, C
 def collect(cluster: Cluster, cluster_file: Path, limit: str | None = None,
             on_done: Callable[[str, bool], None] | None = None) -> tuple[dict[str, dict], dict[str, BaseException]]:
     """Run :data:`~slurmkit.facts.COMMANDS` on every host (``limit``: a hostlist of some of them) in parallel,
-    one SSH session and one script per host, the first head also running :data:`HEAD_COMMANDS`.
+    one SSH session and one script per host, the first head also running :data:`HEAD_COMMANDS`; every host
+    also asks for its route to the first head (``ip_route_head``, see :func:`mgmt_interface`).
 
     Each reachable host's record is written to the facts cache at once; returns (records by host, errors by
     host). An unreachable host is an error of its own: the others are still collected and cached.
@@ -116,10 +118,12 @@ def collect(cluster: Cluster, cluster_file: Path, limit: str | None = None,
 
     hosts = select_hosts(cluster, limit)
     first_head = cluster.head_names[0]
+    head_address = next(h.address for h in cluster.hosts() if h.name == first_head)
     token = secrets.token_hex(8)
 
     def run(conn) -> dict:
         commands = dict(COMMANDS)
+        commands[ROUTE_TO_HEAD] = route_to_host_command(first_head, head_address if _is_ip(head_address) else None)
         if conn.name == first_head:
             commands.update(HEAD_COMMANDS)
         # as an argument, not on stdin: invoke feeds stdin a byte at a time (seconds per KB)
@@ -320,3 +324,148 @@ def check_declared(cluster: Cluster, facts: Mapping[str, Mapping[str, Any]]) -> 
 def nccl_exports(env: Mapping[str, str]) -> list[str]:
     """``export NAME='value'`` lines, always single-quoted (``NCCL_IB_HCA='=mlx5_0,...'`` reads better so)."""
     return [f"export {k}='" + v.replace("'", "'\\''") + "'" for k, v in env.items()]
+
+
+# ---------------------------------------------------------------- management network, NCCL env per group
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def mgmt_interface(facts: NodeFacts, address: str | None) -> str | None:
+    """The management interface of a node: the network slurmkit reaches it on, which NCCL's bootstrap
+    sockets (``NCCL_SOCKET_IFNAME``) should use too.
+
+    1. ``address`` (the cluster file's address for the host) is an IP address that one of the node's
+       interfaces holds (``ip -o -4 addr show``): that interface.
+    2. Otherwise (the host is known by name only, or by an address it does not hold itself, e.g. behind NAT):
+       the interface of the node's route to the first head (``ip -o route get`` to the head's name as the
+       node resolves it); not when that route is the node's own (``local``, ``lo``: the first head itself).
+    3. Otherwise None: nothing derived, nothing set.
+    """
+    if address and _is_ip(address):
+        held = [a.ifname for a in facts.ipv4 if a.address == address]
+        if held:
+            return held[0]
+    route = facts.head_route
+    if route and route.dev and route.kind == "unicast" and route.dev != "lo":
+        return route.dev
+    return None
+
+
+@dataclass
+class GroupNccl:
+    """The NCCL environment of one node group: per host with facts, the management interface they agree on
+    (None when they do not, or it is unknown on some) and the findings about it."""
+
+    hosts: list[str]
+    env: dict[str, dict[str, str]]
+    mgmt_ifname: str | None
+    findings: list[Any]
+
+
+def group_nccl(names: list[str], records: Mapping[str, Mapping[str, Any]], addresses: Mapping[str, str],
+               label: str = "", allow_roce: bool = False) -> GroupNccl:
+    """NCCL env of each host of a group that has a cached record (see :func:`slurmkit.topology.nccl_env`).
+
+    ``NCCL_SOCKET_IFNAME`` is set only when every such host has the same management interface
+    (:func:`mgmt_interface`); when they name different ones it is left out and a ``mgmt-ifname-differs``
+    warning names them; when some host's is unknown it is left out with a ``mgmt-ifname-unknown`` info. Pure.
+    """
+    from slurmkit.topology import Finding, nccl_env, node_topology
+
+    hosts = [n for n in names if n in records]
+    facts = {n: node_facts(records[n]) for n in hosts}
+    ifnames = {n: mgmt_interface(facts[n], addresses.get(n)) for n in hosts}
+    by_name: dict[str | None, list[str]] = {}
+    for n, i in ifnames.items():
+        by_name.setdefault(i, []).append(n)
+    findings = []
+    where = f"{label}: " if label else ""
+    chosen = None
+    if hosts and None in by_name:
+        findings.append(Finding(hostlist.fold(by_name[None]), "mgmt-ifname-unknown",
+                                f"{where}management interface of {hostlist.fold(by_name[None])} not found in its "
+                                "facts (ip -o -4 addr / ip -o route get): NCCL_SOCKET_IFNAME not set", "info"))
+    elif len(by_name) > 1:
+        parts = "; ".join(f"{i} on {hostlist.fold(hs)}" for i, hs in sorted(by_name.items()))
+        findings.append(Finding(hostlist.fold(hosts), "mgmt-ifname-differs",
+                                f"{where}management interface names differ ({parts}): NCCL_SOCKET_IFNAME not set",
+                                "warning", found=parts))
+    elif by_name:
+        chosen = next(iter(by_name))
+    env = {n: nccl_env(node_topology(facts[n], allow_roce=allow_roce), chosen) for n in hosts}
+    return GroupNccl(hosts=hosts, env=env, mgmt_ifname=chosen, findings=findings)
+
+
+@dataclass
+class JobNccl:
+    """What a job exports: ``env`` (empty when unknown or ambiguous) and, when something is worth a line on
+    stderr, ``note``."""
+
+    env: dict[str, str]
+    note: str | None = None
+    partition: str | None = None
+    nodes: list[str] = field(default_factory=list)
+
+
+def job_nccl_env(cluster: Cluster, records: Mapping[str, Mapping[str, Any]], partition: str | None = None,
+                 allow_roce: bool = False) -> JobNccl:
+    """The NCCL environment for a job on ``partition`` (None: the cluster file's default partition, or its only
+    one), from cached facts. Pure.
+
+    The partition's nodes (``ALL`` = every compute node) -> their node groups -> each group's env
+    (:func:`group_nccl`, over all the group's cached hosts) for the partition's hosts. Exported only when
+    every host of the partition that has facts has the same env, and every group in the partition has facts
+    for at least one host; otherwise nothing, with a one-line ``note``. No facts cached at all: nothing, no note.
+    """
+    parts = cluster.partitions
+    if partition is None:
+        chosen = [p for p in parts if p.default] or (parts if len(parts) == 1 else [])
+    else:
+        chosen = [p for p in parts if p.name == partition]
+    if not chosen:
+        if not records:
+            return JobNccl({})
+        what = f"partition {partition}" if partition else "the default partition"
+        return JobNccl({}, f"NCCL env not exported: {what} is not in the cluster file", partition)
+    part = chosen[0]
+    nodes = cluster.compute_names if part.nodes.strip().upper() == "ALL" else hostlist.expand(part.nodes)
+    addresses = {h.name: h.address for h in cluster.hosts()}
+    result = JobNccl({}, None, part.name, nodes)
+    if not any(n in records for n in nodes):
+        return result
+    envs: dict[str, list[str]] = {}
+    missing: list[str] = []
+    for gi, group in enumerate(cluster.nodes):
+        members = hostlist.expand(group.names)
+        in_part = [n for n in members if n in nodes]
+        if not in_part:
+            continue
+        g = group_nccl(members, records, addresses, f"nodes[{gi}]", allow_roce)
+        if not g.hosts:
+            missing += in_part
+        for n in in_part:
+            if n in g.env:
+                envs.setdefault(json.dumps(g.env[n], sort_keys=True), []).append(n)
+    if missing:
+        result.note = (f"NCCL env not exported: no cached facts for {hostlist.fold(missing)} in partition "
+                       f"{part.name} (run slurmkit discover)")
+    elif len(envs) > 1:
+        kinds = " vs ".join(f"{hostlist.fold(hs)}: {_env_text(json.loads(e))}" for e, hs in envs.items())
+        result.note = (f"NCCL env not exported: partition {part.name} spans nodes with different NCCL envs "
+                       f"({kinds})")
+    elif envs:
+        result.env = json.loads(next(iter(envs)))
+    return result
+
+
+def _env_text(env: Mapping[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in env.items()) or "none"

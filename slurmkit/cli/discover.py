@@ -32,8 +32,14 @@ def discover(ctx, limit, as_json, strict, nccl_env, allow_roce):
 
     \b
     Printed per node group: CPUs, memory, NUMA nodes, GPUs, HCAs and rails (GPU k -> its closest HCA); then the
-    findings: rails down, slower or shared, HCAs excluded from NCCL (down, Ethernet), unreachable hosts; and
-    the switches (from ibnetdiscover, else the cluster file's topology).
+    findings: rails down, slower or shared, HCAs excluded from NCCL (down, Ethernet), management interface
+    names that differ within a group, unreachable hosts; and the switches (from ibnetdiscover, else the
+    cluster file's topology).
+
+    \b
+    --nccl-env: per node group, NCCL_IB_HCA (the usable rail HCAs in GPU order) and NCCL_SOCKET_IFNAME (the
+    management interface: the one holding the host's cluster-file address, else the one routing to the first
+    head; set only when every node of the group names the same one). `slurmkit submit` exports the same.
 
     Exit 0; 1 when a host gave no facts (unreachable: the others are still cached) or, with --strict, on any
     warning or error finding.
@@ -71,20 +77,22 @@ def build_report(cluster, records: dict, errors: dict, allow_roce: bool = False)
     from dataclasses import asdict
 
     from slurmkit import hostlist
-    from slurmkit.discovery import found_hardware, node_facts
+    from slurmkit.discovery import found_hardware, group_nccl, mgmt_interface, node_facts
     from slurmkit.remote import UnreachableError, error_summary
     from slurmkit.render import topology_switches
-    from slurmkit.topology import check_rails, nccl_env, node_topology, switches_from_ibnetdiscover
+    from slurmkit.topology import check_rails, node_topology, switches_from_ibnetdiscover
 
     groups = [("heads", cluster.head_names)] + [
         (f"nodes[{i}]", hostlist.expand(g.names)) for i, g in enumerate(cluster.nodes)
     ]
+    addresses = {h.name: h.address for h in cluster.hosts()}
     hosts: dict[str, dict] = {}
     findings: list[dict] = []
     out_groups = []
     for label, names in groups:
         topos = []
         envs: dict[str, list[str]] = {}
+        nccl = group_nccl(names, records, addresses, label, allow_roce)
         for name in names:
             if name in errors:
                 hosts[name] = {"group": label, "ok": False, "error": error_summary(errors[name])}
@@ -99,7 +107,7 @@ def build_report(cluster, records: dict, errors: dict, allow_roce: bool = False)
             topo = node_topology(facts, allow_roce=allow_roce)
             topos.append(topo)
             found = found_hardware(facts)
-            env = nccl_env(topo)
+            env = nccl.env[name]
             envs.setdefault(json.dumps(env, sort_keys=True), []).append(name)
             hosts[name] = {
                 "group": label, "ok": True, "time": record.get("time"),
@@ -110,12 +118,14 @@ def build_report(cluster, records: dict, errors: dict, allow_roce: bool = False)
                 "gpus": [asdict(g) for g in topo.gpus],
                 "hcas": [asdict(h) for h in topo.hcas],
                 "rails": [asdict(r) for r in topo.rails],
+                "mgmt_ifname": mgmt_interface(facts, addresses.get(name)),
                 "nccl_env": env,
             }
             findings += [asdict(f) for f in topo.findings]
         findings += [asdict(f) for f in check_rails(topos)]
+        findings += [asdict(f) for f in nccl.findings]
         out_groups.append({
-            "group": label, "hosts": hostlist.fold(names),
+            "group": label, "hosts": hostlist.fold(names), "mgmt_ifname": nccl.mgmt_ifname,
             "nccl_env": [{"hosts": hostlist.fold(hs), "env": json.loads(e)} for e, hs in envs.items()],
         })
     head = cluster.head_names[0]
@@ -141,7 +151,9 @@ def print_nccl_env(report: dict) -> None:
         for entry in g["nccl_env"]:
             click.echo(f"# {g['group']}: {entry['hosts']}")
             lines = nccl_exports(entry["env"])
-            click.echo("\n".join(lines) if lines else "# no usable InfiniBand rail: nothing for NCCL to select")
+            click.echo("\n".join(lines) if lines else "# nothing derived: no usable InfiniBand rail, no management interface")
+            if "NCCL_IB_HCA" not in entry["env"] and lines:
+                click.echo("# no usable InfiniBand rail: NCCL_IB_HCA not set")
     for name in report["failed"]:
         click.echo(f"# {name}: no facts ({report['hosts'][name]['error']}), not included")
 
@@ -164,12 +176,12 @@ def print_report(report: dict, cluster_file) -> None:
             continue
         table = Table(title=f"{g['group']}: {g['hosts']}", title_justify="left")
         table.add_column("host", no_wrap=True)
-        for col in ("CPUs (SxCxT)", "memory", "NUMA", "GPUs", "HCAs usable/all", "rails"):
+        for col in ("CPUs (SxCxT)", "memory", "NUMA", "GPUs", "HCAs usable/all", "rails", "mgmt if"):
             table.add_column(col)
         rail_layouts: dict[str, list[str]] = {}
         for name, h in members:
             if not h["ok"]:
-                table.add_row(name, "", "", "", "", "", f"[red]{h['error']}")
+                table.add_row(name, "", "", "", "", "", f"[red]{h['error']}", "")
                 continue
             cpus = "?" if h["sockets"] is None else (
                 f"{h['sockets'] * h['cores_per_socket'] * h['threads_per_core']} "
@@ -178,7 +190,8 @@ def print_report(report: dict, cluster_file) -> None:
             gpus = f"{len(h['gpus'])} x {names[0]}" if h["gpus"] and names else str(len(h["gpus"])) if h["gpus"] else "none"
             hcas = f"{sum(x['usable'] for x in h['hcas'])}/{len(h['hcas'])}" if h["hcas"] else "none"
             rails = str(sum(r["usable"] for r in h["rails"])) if h["rails"] else "none"
-            table.add_row(name, cpus, _gb(h["memory_mb"]), str(h["numa_nodes"] or "?"), gpus, hcas, rails)
+            table.add_row(name, cpus, _gb(h["memory_mb"]), str(h["numa_nodes"] or "?"), gpus, hcas, rails,
+                          h["mgmt_ifname"] or "?")
             if h["gpus"]:
                 key = json.dumps([(gp["index"], gp["numa_node"], gp["cores"], next(
                     ((r["hca"], r["distance"], r["rate_gbps"], r["usable"]) for r in h["rails"] if r["gpu"] == gp["index"]),

@@ -81,6 +81,20 @@ def remote_runner(cluster, base_dir):
     return HeadRunner(cluster, base_dir)
 
 
+def _job_nccl(ctx: click.Context, partition: str | None):
+    """The NCCL env for a job on ``partition`` from the facts `slurmkit discover` cached beside the cluster file
+    (see :func:`slurmkit.discovery.job_nccl_env`); None without a cluster file."""
+    from slurmkit.cli.config import cluster_path, load
+
+    path = cluster_path(ctx)
+    if not path.exists():
+        return None
+    from slurmkit.discovery import cached_records, job_nccl_env
+
+    cluster = load(ctx)
+    return job_nccl_env(cluster, cached_records(cluster, path, cluster.compute_names), partition)
+
+
 def _is_local(cluster) -> bool:
     here = {socket.gethostname(), socket.gethostname().split(".")[0]}
     return any(h.name in here for h in cluster.hosts())
@@ -130,11 +144,19 @@ _ENV_HELP = "\b\nEvery node of the job gets:\n" + "\n".join(
 @click.option("--retries", type=int, default=0, show_default=True, help="On a node failure (NODE_FAIL, or failed on one node only), resubmit without that node, at most K times. Implies --wait.")
 @click.option("--wait", is_flag=True, help="Wait for the job to end; exit 1 unless it COMPLETED.")
 @click.option("--dry-run", is_flag=True, help="Print the sbatch script and submit nothing.")
+@click.option("--no-nccl-env", is_flag=True, help="Do not export the NCCL environment derived by `slurmkit discover`.")
 @click.argument("command", nargs=-1, required=True)
 @click.pass_context
 def submit(ctx, nodes, gpus_per_node, nproc_per_node, partition, time_, launcher, name, env, output, chdir, exclude,
-           master_port, retries, wait, dry_run, command):
-    """Submit CMD as a multi-node job through sbatch:  slurmkit submit -N 2 --launcher torchrun -- python train.py"""
+           master_port, retries, wait, dry_run, no_nccl_env, command):
+    """Submit CMD as a multi-node job through sbatch:  slurmkit submit -N 2 --launcher torchrun -- python train.py
+
+    \b
+    When `slurmkit discover` has cached facts for the job's partition (--partition, else the cluster file's
+    default one), the NCCL environment of its node group (NCCL_IB_HCA, NCCL_SOCKET_IFNAME, as `discover
+    --nccl-env` prints) is exported into the job; --env values win over it. When the partition's nodes have
+    different NCCL environments none is exported and one line on stderr says why. --no-nccl-env: none.
+    """
     from slurmkit.jobs import build_job, run_with_retries
 
     env_map = {}
@@ -145,11 +167,18 @@ def submit(ctx, nodes, gpus_per_node, nproc_per_node, partition, time_, launcher
         env_map[key] = value
     if chdir is None:
         chdir = _shared_dir(ctx)
+    nccl = None if no_nccl_env else _job_nccl(ctx, partition)
+    if nccl is not None and nccl.note:
+        click.echo(f"warning: {nccl.note}", err=True)
     spec = dict(command=list(command), name=name, nodes=nodes, gpus_per_node=gpus_per_node,
                 nproc_per_node=nproc_per_node, partition=partition, time=time_, launcher=launcher, env=env_map,
-                output=output, chdir=chdir, exclude=list(exclude), master_port=master_port)
+                nccl_env=nccl.env if nccl else {}, output=output, chdir=chdir, exclude=list(exclude),
+                master_port=master_port)
     request = build_job(**spec)
     if dry_run:
+        if nccl is not None and nccl.env:
+            click.echo(f"# NCCL env from discovered facts of partition {nccl.partition}: "
+                       + " ".join(f"{k}={v}" for k, v in nccl.env.items()))
         click.echo(request.dryrun_text(), nl=False)
         return
     backend = backend_for(ctx)

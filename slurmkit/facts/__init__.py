@@ -1,6 +1,7 @@
 """Hardware facts: the commands to run on a node and the pure parsers of their outputs.
 
-``COMMANDS`` maps a name to a shell command; each prints nothing and exits 0 when its tool or path is
+``COMMANDS`` maps a name to a shell command (the same on every host; ``discovery.collect`` adds the per-host
+``ROUTE_TO_HEAD`` one); each prints nothing and exits 0 when its tool or path is
 missing (no GPU, no InfiniBand is a fact, not an error). ``facts_from_outputs`` turns the outputs, keyed
 by the same names, into :class:`NodeFacts`.
 """
@@ -17,6 +18,7 @@ from slurmkit.facts.cpu import (
 )
 from slurmkit.facts.ib import SYSFS_IB_COMMAND, parse_ibdev2netdev, parse_ibstat, parse_ibstatus, parse_sysfs_ib
 from slurmkit.facts.ibnet import parse_ibnetdiscover
+from slurmkit.facts.net import parse_ip_addr, parse_ip_route_get, route_to_host_command
 from slurmkit.facts.models import (
     CpuInfo,
     CpuLayoutEntry,
@@ -24,11 +26,13 @@ from slurmkit.facts.models import (
     IbDevice,
     IbPort,
     IbReport,
+    Ipv4Address,
     NetdevLink,
     NodeFacts,
     NumaInfo,
     NumaNode,
     NvsmiTable,
+    RouteInfo,
     SlurmdHardware,
     TopoMatrix,
 )
@@ -56,7 +60,10 @@ COMMANDS: dict[str, str] = {
     "numactl": _if_tool("numactl", "numactl -H"),
     "sysfs_pci_numa": SYSFS_PCI_NUMA_COMMAND,
     "slurmd": _if_tool("slurmd", "slurmd -C"),
+    "ip_addr": _if_tool("ip", "ip -o -4 addr show"),
 }
+# Per host, added by discovery.collect: the route to the first head (route_to_host_command), under this name.
+ROUTE_TO_HEAD = "ip_route_head"
 
 
 def _merge_ib(primary: IbReport, secondary: IbReport) -> IbReport | None:
@@ -93,6 +100,8 @@ def facts_from_outputs(hostname: str, outputs: dict[str, str]) -> NodeFacts:
     facts.numa = parse_numactl_hardware(out("numactl"))
     facts.pci_numa = parse_sysfs_pci_numa(out("sysfs_pci_numa"))
     facts.slurmd = parse_slurmd_c(out("slurmd"))
+    facts.ipv4 = parse_ip_addr(out("ip_addr"))
+    facts.head_route = parse_ip_route_get(out(ROUTE_TO_HEAD))
     return facts
 
 
@@ -105,11 +114,14 @@ __all__ = [
     "IbDevice",
     "IbPort",
     "IbReport",
+    "Ipv4Address",
     "NetdevLink",
     "NodeFacts",
     "NumaInfo",
     "NumaNode",
     "NvsmiTable",
+    "ROUTE_TO_HEAD",
+    "RouteInfo",
     "SlurmdHardware",
     "TopoMatrix",
     "facts_from_outputs",
@@ -118,6 +130,8 @@ __all__ = [
     "parse_ibnetdiscover",
     "parse_ibstat",
     "parse_ibstatus",
+    "parse_ip_addr",
+    "parse_ip_route_get",
     "parse_lscpu",
     "parse_lscpu_json",
     "parse_lscpu_parsable",
@@ -128,4 +142,5 @@ __all__ = [
     "parse_sysfs_ib",
     "parse_sysfs_pci_numa",
     "parse_topo_matrix",
+    "route_to_host_command",
 ]

@@ -103,6 +103,29 @@ class NetdevLink:
 
 
 @dataclass
+class Ipv4Address:
+    """One line of ``ip -o -4 addr show``: the address on link ``ifname`` (``@peer`` suffix dropped)."""
+
+    index: int
+    ifname: str
+    address: str
+    prefixlen: int | None = None
+    scope: str | None = None
+    label: str | None = None
+
+
+@dataclass
+class RouteInfo:
+    """``ip -o route get ADDRESS``: the interface (``dev``) and source address the host would use for it."""
+
+    destination: str
+    kind: str = "unicast"
+    dev: str | None = None
+    via: str | None = None
+    src: str | None = None
+
+
+@dataclass
 class CpuInfo:
     """``lscpu`` (plain or ``-J``) topology lines; ``numa_cpus`` maps NUMA node -> CPU ids."""
 
@@ -191,6 +214,8 @@ class NodeFacts:
     numa: NumaInfo | None = None
     slurmd: SlurmdHardware | None = None
     pci_numa: dict[str, int | None] = field(default_factory=dict)
+    ipv4: list[Ipv4Address] = field(default_factory=list)
+    head_route: RouteInfo | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

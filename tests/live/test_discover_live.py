@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 
 from slurmkit import hostlist
-from slurmkit.facts import COMMANDS
+from slurmkit.facts import COMMANDS, ROUTE_TO_HEAD
 from tests.live.localcluster import local_cluster
 
 pytestmark = pytest.mark.live
@@ -45,7 +45,8 @@ def test_discover_reports_cpu_only_nodes_and_caches_facts(cluster):
     for name in nodes(cluster):
         h = report["hosts"][name]
         sd = slurmd_c(cluster, name)
-        assert h["ok"] and h["gpus"] == [] and h["hcas"] == [] and h["rails"] == [] and h["nccl_env"] == {}
+        assert h["ok"] and h["gpus"] == [] and h["hcas"] == [] and h["rails"] == []
+        assert set(h["nccl_env"]) == {"NCCL_SOCKET_IFNAME"}  # no IB: no NCCL_IB_HCA (the interface: next test)
         assert (h["sockets"], h["cores_per_socket"], h["threads_per_core"]) == (
             int(sd["Boards"]) * int(sd["SocketsPerBoard"]), int(sd["CoresPerSocket"]), int(sd["ThreadsPerCore"]))
     # CPU-only nodes have no rail to be down: no finding at all, even with --strict
@@ -54,15 +55,41 @@ def test_discover_reports_cpu_only_nodes_and_caches_facts(cluster):
     text = cluster.cli("discover").stdout
     assert all(n in text for n in hosts) and "findings: none" in text
     env = cluster.cli("discover", "--nccl-env").stdout
-    assert "NCCL_IB_HCA" not in env and "no usable InfiniBand rail" in env
+    assert "export NCCL_IB_HCA" not in env and "no usable InfiniBand rail" in env and "export NCCL_SOCKET_IFNAME=" in env
     for name in hosts:
         record = json.loads(cache(cluster, name).read_text())
         assert datetime.fromisoformat(record["time"]).utcoffset().total_seconds() == 0
-        expected = set(COMMANDS) | ({"ibnetdiscover"} if name.endswith("head-1") else set())
+        expected = set(COMMANDS) | {ROUTE_TO_HEAD} | ({"ibnetdiscover"} if name.endswith("head-1") else set())
         assert set(record["commands"]) == expected and set(record["outputs"]) == expected
         assert record["commands"]["slurmd"] == COMMANDS["slurmd"]
         assert record["outputs"]["nvidia_smi_query"] == "" and record["facts"]["gpus"] == []
         assert record["outputs"]["slurmd"].startswith(f"NodeName={name} ")
+
+
+def holding_interface(lc, node: str, address: str) -> str:
+    """What `ip -o -4 addr` inside the node says holds ``address`` (awk, not slurmkit's parser)."""
+    out = lc.on(node, f"ip -o -4 addr show | awk -v a={address} '{{split($4, p, \"/\"); if (p[1] == a) print $2}}'").stdout.split()
+    assert len(out) == 1, out
+    return out[0]
+
+
+def test_nccl_socket_ifname_names_the_interface_holding_the_node_address(cluster):
+    spec_addresses = hostlist.expand(cluster.spec["nodes"][0]["addresses"])
+    report = json.loads(cluster.cli("discover", "--json").stdout)
+    ifnames = {n: holding_interface(cluster, n, a) for n, a in zip(nodes(cluster), spec_addresses)}
+    assert len(set(ifnames.values())) == 1, ifnames
+    (ifname,) = set(ifnames.values())
+    for name in nodes(cluster):
+        assert report["hosts"][name]["mgmt_ifname"] == ifname
+        assert report["hosts"][name]["nccl_env"] == {"NCCL_SOCKET_IFNAME": f"={ifname}"}
+    (group,) = [g for g in report["groups"] if g["group"] == "nodes[0]"]
+    assert group["mgmt_ifname"] == ifname
+    assert group["nccl_env"] == [{"hosts": hostlist.fold(nodes(cluster)), "env": {"NCCL_SOCKET_IFNAME": f"={ifname}"}}]
+    env = cluster.cli("discover", "--nccl-env").stdout
+    assert f"export NCCL_SOCKET_IFNAME='={ifname}'" in env
+    # the head is reached on its management address: its interface is the one holding that one
+    head = f"{cluster.name}-head-1"
+    assert report["hosts"][head]["mgmt_ifname"] == holding_interface(cluster, head, cluster.head_addr)
 
 
 def test_render_without_declared_hardware_matches_slurmd_c(cluster):

@@ -199,3 +199,143 @@ def test_report_of_two_violet_nodes_nccl_env_and_findings():
     shared = [f for f in report["findings"] if f["code"] == "rail-shared"]
     assert sorted(f["node"] for f in shared) == ["violet-h100-023", "violet-h100-024"]
     assert [f["code"] for f in report["findings"] if f["node"] == "head-1"] == ["unreachable"]
+
+
+# ---------------------------------------------------------------- NCCL env per group, and for a job
+
+
+def cap1(host: str, addr: str) -> dict:
+    # local cluster 'cap1' (SOURCES.md, "Captured here"): ip -o -4 addr of the named host, its route to the head
+    return record(host, ip_addr=fixture(addr), ip_route_head=fixture("ip-route-get-04-localcluster-node-to-head-eth0.txt"))
+
+
+NODE1 = "ip-addr-03-localcluster-node-eth0-only.txt"  # eth0 10.167.187.11
+NODE2 = "ip-addr-04-localcluster-node2-eth0-only.txt"  # eth0 10.167.187.12
+HEAD = "ip-addr-02-localcluster-head-eth0-mgmt-eth1-private.txt"  # eth0 10.167.186.11, eth1 10.167.187.1
+
+
+def two_groups(second_names: str = "gpu-1", partitions: str = "") -> object:
+    return parse_cluster(f"""
+cluster: t
+ssh: {{user: root}}
+heads: {{names: head-1, addresses: 10.167.186.11}}
+nodes:
+  - {{names: 'cpu-[1-2]', addresses: '10.167.187.[11-12]'}}
+  - {{names: '{second_names}', addresses: 10.167.187.1}}
+{partitions}""")
+
+
+def test_group_nccl_socket_ifname_when_all_agree():
+    from slurmkit.discovery import group_nccl
+
+    c = two_groups()
+    addresses = {h.name: h.address for h in c.hosts()}
+    g = group_nccl(["cpu-1", "cpu-2"], {"cpu-1": cap1("cpu-1", NODE1), "cpu-2": cap1("cpu-2", NODE2)}, addresses)
+    assert g.mgmt_ifname == "eth0" and g.findings == []
+    assert g.env == {"cpu-1": {"NCCL_SOCKET_IFNAME": "=eth0"}, "cpu-2": {"NCCL_SOCKET_IFNAME": "=eth0"}}
+
+
+def test_group_nccl_names_differ_no_variable_and_a_finding():
+    from slurmkit.discovery import group_nccl
+
+    # gpu-1's address 10.167.187.1 is on eth1 in the head's capture; cpu-1's 10.167.187.11 on eth0 in node-1's
+    c = two_groups()
+    addresses = {h.name: h.address for h in c.hosts()}
+    g = group_nccl(["cpu-1", "gpu-1"], {"cpu-1": cap1("cpu-1", NODE1), "gpu-1": cap1("gpu-1", HEAD)}, addresses, "mixed")
+    assert g.mgmt_ifname is None and g.env == {"cpu-1": {}, "gpu-1": {}}
+    (f,) = g.findings
+    assert f.code == "mgmt-ifname-differs" and f.severity == "warning"
+    assert "eth0 on cpu-1" in f.message and "eth1 on gpu-1" in f.message and f.message.startswith("mixed: ")
+
+
+def test_group_nccl_unknown_interface_is_not_guessed():
+    from slurmkit.discovery import group_nccl
+
+    g = group_nccl(["violet-h100-023"], {"violet-h100-023": violet()}, {})
+    assert g.mgmt_ifname is None and "NCCL_SOCKET_IFNAME" not in g.env["violet-h100-023"]
+    assert [f.code for f in g.findings] == ["mgmt-ifname-unknown"]
+
+
+def test_job_nccl_env_default_partition_one_group():
+    from slurmkit.discovery import job_nccl_env
+
+    c = two_groups(partitions="partitions:\n  - {name: cpu, nodes: 'cpu-[1-2]', default: true}\n  - {name: all}\n")
+    recs = {"cpu-1": cap1("cpu-1", NODE1), "cpu-2": cap1("cpu-2", NODE2), "gpu-1": cap1("gpu-1", HEAD)}
+    job = job_nccl_env(c, recs)
+    assert (job.env, job.note, job.partition, job.nodes) == ({"NCCL_SOCKET_IFNAME": "=eth0"}, None, "cpu", ["cpu-1", "cpu-2"])
+
+
+def test_job_nccl_env_partition_spanning_groups_that_differ():
+    from slurmkit.discovery import job_nccl_env
+
+    c = two_groups(partitions="partitions:\n  - {name: cpu, nodes: 'cpu-[1-2]', default: true}\n  - {name: all}\n")
+    recs = {"cpu-1": cap1("cpu-1", NODE1), "cpu-2": cap1("cpu-2", NODE2), "gpu-1": cap1("gpu-1", HEAD)}
+    job = job_nccl_env(c, recs, "all")
+    assert job.env == {} and job.nodes == ["cpu-1", "cpu-2", "gpu-1"]
+    assert "\n" not in job.note and "partition all spans nodes with different NCCL envs" in job.note
+    assert "cpu-[1-2]: NCCL_SOCKET_IFNAME==eth0" in job.note and "gpu-1: NCCL_SOCKET_IFNAME==eth1" in job.note
+
+
+def test_job_nccl_env_unknown_cases():
+    from slurmkit.discovery import job_nccl_env
+
+    c = two_groups(partitions="partitions:\n  - {name: cpu, nodes: 'cpu-[1-2]'}\n  - {name: all}\n")
+    recs = {"cpu-1": cap1("cpu-1", NODE1), "cpu-2": cap1("cpu-2", NODE2)}
+    # no facts: nothing, silently
+    assert job_nccl_env(c, {}, "cpu").env == {} and job_nccl_env(c, {}, "cpu").note is None
+    # no default partition among two: unknown, said so
+    assert job_nccl_env(c, recs).note == "NCCL env not exported: the default partition is not in the cluster file"
+    assert job_nccl_env(c, recs, "nope").note == "NCCL env not exported: partition nope is not in the cluster file"
+    # a group of the partition without any cached facts: nothing exported
+    job = job_nccl_env(c, recs, "all")
+    assert job.env == {} and "no cached facts for gpu-1" in job.note
+    assert job_nccl_env(c, recs, "cpu").env == {"NCCL_SOCKET_IFNAME": "=eth0"}
+
+
+def test_job_nccl_env_names_the_rail_hcas_and_interface():
+    from slurmkit.discovery import job_nccl_env
+
+    c = parse_cluster("""
+cluster: t
+ssh: {user: root}
+heads: head-1
+nodes:
+  - names: violet-h100-023
+    addresses: 10.167.187.11
+""")
+    rec = record("violet-h100-023", nvidia_smi_topo=fixture("topo-05-h100-11nic-ansi-legend-gap-violet-h100-023.txt"),
+                 ip_addr=fixture(NODE1))
+    job = job_nccl_env(c, {"violet-h100-023": rec})
+    assert job.env == {"NCCL_IB_HCA": "=mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_6,mlx5_7,mlx5_8", "NCCL_SOCKET_IFNAME": "=eth0"}
+
+
+def test_discover_report_sets_socket_ifname_per_group():
+    from slurmkit.cli.discover import build_report
+    from slurmkit.discovery import nccl_exports
+
+    c = two_groups()
+    recs = {"cpu-1": cap1("cpu-1", NODE1), "cpu-2": cap1("cpu-2", NODE2), "gpu-1": cap1("gpu-1", HEAD)}
+    report = build_report(c, recs, {})
+    groups = {g["group"]: g for g in report["groups"]}
+    assert groups["nodes[0]"]["mgmt_ifname"] == "eth0" and groups["nodes[1]"]["mgmt_ifname"] == "eth1"
+    (entry,) = groups["nodes[0]"]["nccl_env"]
+    assert entry["hosts"] == "cpu-[1-2]" and nccl_exports(entry["env"]) == ["export NCCL_SOCKET_IFNAME='=eth0'"]
+    assert report["hosts"]["cpu-2"]["mgmt_ifname"] == "eth0"
+    assert [f["code"] for f in report["findings"]] == []
+
+
+def test_discover_report_group_disagreeing_on_the_interface():
+    from slurmkit.cli.discover import build_report
+
+    c = parse_cluster("""
+cluster: t
+ssh: {user: root}
+heads: {names: head-1, addresses: 10.167.186.11}
+nodes:
+  - {names: 'n-[1-2]', addresses: '10.167.187.[11,1]'}
+""")
+    report = build_report(c, {"n-1": cap1("n-1", NODE1), "n-2": cap1("n-2", HEAD)}, {})
+    (group,) = [g for g in report["groups"] if g["group"] == "nodes[0]"]
+    assert group["mgmt_ifname"] is None and group["nccl_env"] == [{"hosts": "n-[1-2]", "env": {}}]
+    (f,) = [f for f in report["findings"] if f["code"] == "mgmt-ifname-differs"]
+    assert f["message"] == "nodes[0]: management interface names differ (eth0 on n-1; eth1 on n-2): NCCL_SOCKET_IFNAME not set"

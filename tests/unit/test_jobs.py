@@ -257,3 +257,49 @@ def test_remote_backend_names_the_unreachable_head(cli, tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, r.stderr
     assert "unreachable" in r.stderr and "far-head-1" in r.stderr
+
+
+def _cached_cluster(tmp_path, partitions: str) -> None:
+    """A cluster file with facts cached as `discover` writes them, from outputs captured in the local cluster
+    'cap1' (tests/fixtures/hardware/SOURCES.md): node-1/node-2 hold their address on eth0, the head's capture
+    holds 10.167.187.1 on eth1."""
+    import json as _json
+
+    from slurmkit.discovery import CommandOutput, facts_record
+    from slurmkit.facts_cache import write_facts
+
+    fx = ROOT / "tests" / "fixtures" / "hardware"
+    (tmp_path / "cluster.yaml").write_text(
+        "cluster: c\nssh: {user: root}\nheads: {names: head-1, addresses: 10.167.186.11}\nnodes:\n"
+        "  - {names: 'cpu-[1-2]', addresses: '10.167.187.[11-12]'}\n  - {names: gpu-1, addresses: 10.167.187.1}\n"
+        + partitions)
+    for host, addr in (("cpu-1", "ip-addr-03-localcluster-node-eth0-only.txt"),
+                       ("cpu-2", "ip-addr-04-localcluster-node2-eth0-only.txt"),
+                       ("gpu-1", "ip-addr-02-localcluster-head-eth0-mgmt-eth1-private.txt")):
+        rec = facts_record(host, {"ip_addr": "ip -o -4 addr show"},
+                           {"ip_addr": CommandOutput((fx / addr).read_text(), "", 0)})
+        write_facts(tmp_path / "cluster.yaml", host, _json.loads(_json.dumps(rec)))
+
+
+PARTS = "partitions:\n  - {name: cpu, nodes: 'cpu-[1-2]', default: true}\n  - {name: all}\n"
+
+
+def test_dry_run_exports_the_discovered_nccl_env(cli, tmp_path):
+    _cached_cluster(tmp_path, PARTS)
+    r = cli("submit", "--dry-run", "-N", "2", "--", "hostname", cwd=tmp_path)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout.startswith("# NCCL env from discovered facts of partition cpu: NCCL_SOCKET_IFNAME==eth0\n")
+    assert "\nexport NCCL_SOCKET_IFNAME==eth0\n" in r.stdout
+    # --env wins over it; --no-nccl-env drops it
+    r = cli("submit", "--dry-run", "-e", "NCCL_SOCKET_IFNAME=ib0", "--", "hostname", cwd=tmp_path)
+    assert "\nexport NCCL_SOCKET_IFNAME=ib0\n" in r.stdout and "NCCL_SOCKET_IFNAME==eth0\n" not in r.stdout.split("\n", 1)[1]
+    r = cli("submit", "--dry-run", "--no-nccl-env", "--", "hostname", cwd=tmp_path)
+    assert r.returncode == 0 and "NCCL_" not in r.stdout
+
+
+def test_dry_run_partition_with_different_nccl_envs_exports_none_and_says_so(cli, tmp_path):
+    _cached_cluster(tmp_path, PARTS)
+    r = cli("submit", "--dry-run", "-p", "all", "--", "hostname", cwd=tmp_path)
+    assert r.returncode == 0 and "NCCL_" not in r.stdout
+    (line,) = r.stderr.splitlines()
+    assert line.startswith("warning: NCCL env not exported: partition all spans nodes with different NCCL envs")
