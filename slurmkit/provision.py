@@ -252,16 +252,56 @@ def octal(mode: str) -> str:
 
 @dataclass
 class Context:
+    """What a host's steps share. Changes that need no answer (a staged file's rename into place, a directory's
+    owner and mode, a removal) are deferred and sent with the next command that must run anyway (a service
+    start, the end of the playbooks), so a host costs few round trips; a deferred change that fails still
+    fails its own step."""
+
     probe: Probe
     sources: dict[str, bytes]
     secrets: set[str]
     dry_run: bool
     report: HostReport
+    pending: list[tuple[int, str]] = field(default_factory=list)  # (index of the step's result, shell)
+
+    def defer(self, command: str) -> None:
+        self.pending.append((len(self.report.steps), command))
+
+
+DEFERRED_FAILED = 97
+
+
+def run_with_pending(conn, ctx: Context, command: str = "true", timeout: float | None = 300):
+    """Run the deferred changes, then ``command``, in one round trip. A deferred change that fails marks its
+    own step failed and raises; ``command`` failing raises CommandError for the step running it."""
+    lines = [f"{{ {cmd}\n}} || {{ echo '@@deferred-failed {i}' >&2; exit {DEFERRED_FAILED}; }}" for i, cmd in ctx.pending]
+    pending, ctx.pending = ctx.pending, []
+    r = conn.run("\n".join(lines + [command]), check=False, timeout=timeout)
+    marker = re.search(r"@@deferred-failed (\d+)", r.stderr)
+    if r.exit_code == DEFERRED_FAILED and marker:
+        i = int(marker.group(1))
+        cmd = dict(pending)[i]
+        err = CommandError(cmd, None, "", r.stderr.replace(marker.group(0), "").strip(), host=conn.name)
+        ctx.report.steps[i] = StepResult(ctx.report.steps[i].step, "failed", _short(err), error=err)
+        raise DeferredFailed(i)
+    if not r.ok:
+        raise CommandError(command, r.exit_code, r.stdout, r.stderr, host=conn.name)
+    return r
+
+
+class DeferredFailed(Exception):
+    """An earlier step's deferred change failed (that step carries the error)."""
+
+    def __init__(self, index: int):
+        super().__init__(f"step {index} failed")
+        self.index = index
 
 
 def run_step(conn, step: Step, ctx: Context) -> StepResult:
     try:
         return _STEP[step.action](conn, step, ctx)
+    except DeferredFailed:
+        return StepResult(step, "skipped", "an earlier step failed")
     except Exception as exc:  # a failed step is data; the host's remaining steps are skipped by the caller
         return StepResult(step, "failed", _short(exc), error=exc)
 
@@ -278,8 +318,8 @@ def _packages(conn, step, ctx: Context) -> StepResult:
         return StepResult(step, "ok", "installed")
     if ctx.dry_run:
         return StepResult(step, "changed", f"would install {' '.join(missing)}")
-    conn.run("export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends "
-             + " ".join(shlex.quote(n) for n in missing), timeout=1800)
+    run_with_pending(conn, ctx, "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq "
+                     "--no-install-recommends " + " ".join(shlex.quote(n) for n in missing), timeout=1800)
     return StepResult(step, "changed", f"installed {' '.join(missing)}")
 
 
@@ -301,7 +341,7 @@ def _file(conn, step, ctx: Context) -> StepResult:
         if not exists:
             return StepResult(step, "ok", "not needed")
         if not ctx.dry_run:
-            conn.run(f"rm -f {shlex.quote(dest)}")
+            ctx.defer(f"rm -f {shlex.quote(dest)}")
         return StepResult(step, "changed", f"{'would remove' if ctx.dry_run else 'removed'} {dest} (not rendered for this cluster)",
                           diff="" if secret else _diff(dest, have or b"", b""))
     meta_same = st == (owner, group, octal(mode))
@@ -312,9 +352,9 @@ def _file(conn, step, ctx: Context) -> StepResult:
     if not ctx.dry_run:
         if content_same:
             q = shlex.quote(dest)
-            conn.run(f"chown {shlex.quote(owner)}:{shlex.quote(group)} {q} && chmod {mode} {q}")
+            ctx.defer(f"chown {shlex.quote(owner)}:{shlex.quote(group)} {q} && chmod {mode} {q}")
         else:
-            conn.write(dest, want, int(mode, 8), owner, group)
+            ctx.defer(conn.stage(dest, want, int(mode, 8), owner, group))
     return StepResult(step, "changed", f"{'would update' if ctx.dry_run else 'updated'} {dest} ({what})", diff=diff)
 
 
@@ -332,7 +372,7 @@ def _directory(conn, step, ctx: Context) -> StepResult:
         return StepResult(step, "ok", "present")
     if not ctx.dry_run:
         q = shlex.quote(path)
-        conn.run(f"mkdir -p {q} && chown {shlex.quote(owner)}:{shlex.quote(group)} {q} && chmod {mode} {q}")
+        ctx.defer(f"mkdir -p {q} && chown {shlex.quote(owner)}:{shlex.quote(group)} {q} && chmod {mode} {q}")
     verb = ("would create" if ctx.dry_run else "created") if st is None else ("would fix" if ctx.dry_run else "fixed")
     return StepResult(step, "changed", f"{verb} {path}")
 
@@ -343,13 +383,15 @@ def _service(conn, step, ctx: Context) -> StepResult:
         return StepResult(step, "ok", "running")
     if ctx.dry_run:
         return StepResult(step, "changed", f"would start {name}")
-    start_service(conn, name)
+    run_with_pending(conn, ctx, _start_script(name))
     ctx.report.notified.add(f"started:{name}")
     return StepResult(step, "changed", f"started {name}")
 
 
 def _command(conn, step, ctx: Context) -> StepResult:
     a = step.args
+    if ctx.pending and not ctx.dry_run:
+        run_with_pending(conn, ctx)  # the check may read what earlier steps changed
     if a.get("unless") and conn.run(a["unless"], check=False).ok:
         return StepResult(step, "ok", "already done")
     if ctx.dry_run:
@@ -376,8 +418,14 @@ def apply_playbooks(conn, role: str, playbooks: list[Playbook], sources: dict[st
             continue
         res = run_step(conn, step, ctx)
         report.steps.append(res)
-        if res.status == "changed" and step.notify:
-            report.notified.add(step.notify)
+    if ctx.pending and not report.failed:
+        try:
+            run_with_pending(conn, ctx)
+        except DeferredFailed:
+            pass  # the step whose change failed carries the error
+    for res in report.steps:
+        if res.status == "changed" and res.step.notify:
+            report.notified.add(res.step.notify)
     return report
 
 

@@ -119,6 +119,11 @@ class Conn:
 
     def write(self, path: str, data: bytes, mode: int = 0o644, owner: str = "root", group: str | None = None) -> None:
         """Write a file atomically: upload beside it, set owner and mode, then rename over the target."""
+        self.run(self.stage(path, data, mode, owner, group))
+
+    def stage(self, path: str, data: bytes, mode: int = 0o644, owner: str = "root", group: str | None = None) -> str:
+        """Upload ``data`` beside ``path`` and return the shell that puts it in place (owner, mode, rename), for
+        the caller to run now or with its next command."""
         tmp = f"{path}.slurmkit-tmp"
         try:
             self._upload(tmp, data)
@@ -126,8 +131,8 @@ class Conn:
             self.run(f"mkdir -p {shlex.quote(os.path.dirname(path))}")
             self._upload(tmp, data)
         owner_spec = f"{owner}:{group or owner}"
-        self.run(f"chown {shlex.quote(owner_spec)} {shlex.quote(tmp)} && chmod {mode:o} {shlex.quote(tmp)} "
-                 f"&& mv -f {shlex.quote(tmp)} {shlex.quote(path)}")
+        return (f"chown {shlex.quote(owner_spec)} {shlex.quote(tmp)} && chmod {mode:o} {shlex.quote(tmp)} "
+                f"&& mv -f {shlex.quote(tmp)} {shlex.quote(path)}")
 
     def _upload(self, remote: str, data: bytes) -> None:
         try:

@@ -60,3 +60,53 @@ def test_probe_script_covers_every_check_and_parses_back():
     assert probe.stat["/etc/slurm/slurm.conf"] == ("root", "root", "644") and probe.sha["/etc/slurm/slurm.conf"] == "abc123"
     assert probe.stat["/etc/munge/munge.key"] is None
     assert probe.running == {"munge": True, "slurmd": False}
+
+
+class _ScriptConn:
+    """Runs the shell a step sends with bash, locally, in a temp dir: the deferral logic is pure shell plumbing."""
+
+    name = "fake-host"
+
+    def run(self, command, check=True, input=None, timeout=None):
+        import subprocess
+
+        from slurmkit.remote import Result
+
+        r = subprocess.run(["bash", "-c", command], capture_output=True, text=True)
+        return Result(command, r.returncode, r.stdout, r.stderr)
+
+
+def test_deferred_change_that_fails_fails_its_own_step(tmp_path):
+    from slurmkit.provision import Context, DeferredFailed, HostReport, Probe, Step, StepResult, run_with_pending
+
+    report = HostReport("fake-host", "compute")
+    ctx = Context(Probe(), {}, set(), False, report)
+    ok_step, bad_step = Step("t", "ok dir", "directory", {}), Step("t", "bad file", "file", {})
+    ctx.defer(f"mkdir -p {tmp_path}/made")
+    report.steps.append(StepResult(ok_step, "changed", "created"))
+    ctx.defer(f"mv {tmp_path}/no-such-file {tmp_path}/x")
+    report.steps.append(StepResult(bad_step, "changed", "updated"))
+    with pytest.raises(DeferredFailed):
+        run_with_pending(_ScriptConn(), ctx, f"touch {tmp_path}/service-started")
+    assert (tmp_path / "made").is_dir()
+    assert not (tmp_path / "service-started").exists()  # nothing after the failed change ran
+    assert report.steps[0].status == "changed"
+    assert report.steps[1].status == "failed" and "no-such-file" in report.steps[1].detail
+    assert ctx.pending == []
+
+
+def test_deferred_changes_then_command_in_one_round_trip(tmp_path):
+    from slurmkit.provision import Context, HostReport, Probe, run_with_pending
+
+    calls = []
+
+    class Counting(_ScriptConn):
+        def run(self, command, **kw):
+            calls.append(command)
+            return super().run(command, **kw)
+
+    ctx = Context(Probe(), {}, set(), False, HostReport("fake-host", "compute"))
+    ctx.defer(f"echo a > {tmp_path}/a")
+    ctx.defer(f"echo b > {tmp_path}/b")
+    run_with_pending(Counting(), ctx, f"cat {tmp_path}/a {tmp_path}/b > {tmp_path}/ab")
+    assert len(calls) == 1 and (tmp_path / "ab").read_text() == "a\nb\n"
