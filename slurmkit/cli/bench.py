@@ -9,9 +9,163 @@ import click
 FORMATS = ("table", "csv", "json", "parquet")
 
 
-@click.group("bench")
-def bench() -> None:
-    """Acceptance runs: NCCL all-reduce sweeps, parse, verdict, report."""
+_RUN_HELP = """Acceptance runs: NCCL sweeps through Slurm, parse, verdict, culprits, report.
+
+\b
+Without a subcommand, run a bench:
+  slurmkit bench -N 2 --profile h100-ndr-8rail                 # nccl-tests on 2 nodes
+  slurmkit bench --engine torch --mode cluster -N 2 --profile local
+  slurmkit bench --engine torch --mode pairs --profile local   # find a slow node or link
+\b
+Modes:
+  cluster  one job on N nodes (-N, default all compute nodes; or --nodes)
+  nodes    every node alone, all jobs at once; nodes below the median by > 10% are named
+  pairs    rounds of disjoint 2-node jobs (each round at once), then narrowing rounds, until the slow node
+           or link is named; the number of rounds is reported. Needs --profile or --expect (the threshold,
+           compared with each pair's out-of-place busbw at the largest size)
+\b
+Engines:
+  nccl-tests  DIR/<op>_perf -b -e -f -g 1 -c -n -w (built with MPI=1), one rank per GPU (--gpus-per-node,
+              default the cluster file's or the discovered count), under srun (--mpi, default pmix) or
+              mpirun over the job's hostfile, with the NCCL variables of the cached discovery facts.
+              NOTE: this engine is tested by script generation and by parsing real nccl-tests logs only
+              (no GPU where slurmkit is developed).
+  torch       PYTHON -m slurmkit.bench.torch_engine (same flags, nccl-tests output) under srun: one task per
+              GPU with NCCL, or one task per node with gloo on CPU nodes. The nodes need torch and slurmkit
+              installed for PYTHON (--python: default this interpreter on a `profile: local` cluster, whose
+              nodes share this filesystem, else python3).
+\b
+Sweep defaults: GPUs -b 8 -e 8G -f 2 -n 20 -w 5; CPU (torch, gloo) -b 1M -e 64M -f 4 -n 5 -w 2; -c 1.
+\b
+Results: one directory per run under -o (default .slurmkit/bench beside the cluster file): logs/,
+rows.parquet, meta.json, report.html. Progress goes to stderr; the summary and the report path to stdout
+(--json: one JSON object instead).
+\b
+Exit codes: 0 pass, 1 fail (the culprit named when one was found), 2 could not run.
+"""
+
+
+@click.group("bench", invoke_without_command=True, help=_RUN_HELP)
+@click.option("--engine", type=click.Choice(["nccl-tests", "torch"]), default="nccl-tests", show_default=True,
+              help="Benchmark program (see above).")
+@click.option("--op", default="all_reduce", show_default=True,
+              type=click.Choice(["all_reduce", "all_gather", "reduce_scatter", "broadcast", "alltoall"]),
+              help="Collective.")
+@click.option("--mode", type=click.Choice(["cluster", "nodes", "pairs"]), default="cluster", show_default=True,
+              help="What to run (see above).")
+@click.option("-N", "--nnodes", type=click.IntRange(1), default=None,
+              help="cluster mode: number of nodes (default: every compute node).")
+@click.option("--nodes", "nodes_", metavar="HOSTS", default=None,
+              help="Hostlist of the nodes to use (e.g. node-[1-4]); default: the cluster file's compute nodes.")
+@click.option("-b", "--minbytes", default=None, help="Smallest size (nccl-tests syntax: 8, 1K, 64M, 8G).")
+@click.option("-e", "--maxbytes", default=None, help="Largest size.")
+@click.option("-f", "--stepfactor", type=click.IntRange(2), default=None, help="Size multiplier between steps.")
+@click.option("-n", "--iters", type=click.IntRange(1), default=None, help="Timed iterations per size.")
+@click.option("-w", "--warmup", type=click.IntRange(0), default=None, help="Warm-up iterations.")
+@click.option("-c", "--check", type=click.IntRange(0, 1), default=1, show_default=True,
+              help="Check results (#wrong); 0 skips the check.")
+@click.option("--profile", default=None, metavar="NAME",
+              help="Expectation from slurmkit/bench/profiles.yaml (h100-nvlink-8gpu, h100-ndr-8rail, ndr-1rail, "
+                   "local).")
+@click.option("--expect", type=float, default=None, metavar="GBPS",
+              help="Expected busbw in GB/s (overrides the profile's); judged at the largest size without a profile.")
+@click.option("--nccl-tests-dir", default="/opt/nccl-tests/build", show_default=True, metavar="DIR",
+              help="Directory of the nccl-tests binaries on the nodes.")
+@click.option("--launcher", type=click.Choice(["srun", "mpirun"]), default="srun", show_default=True,
+              help="nccl-tests: srun (PMIx) or mpirun over the job's hostfile. torch: srun only.")
+@click.option("--mpi", default="pmix", show_default=True,
+              help="srun's MPI plugin for nccl-tests (see `srun --mpi=list` on the cluster).")
+@click.option("--gpus-per-node", type=click.IntRange(0), default=None,
+              help="GPUs (ranks) per node. Default: the cluster file's GPU count; 0 on a local cluster (its GPUs "
+                   "are simulated). 0 with torch: gloo, one rank per node.")
+@click.option("--partition", "-p", default=None, help="Slurm partition (default: the cluster's default).")
+@click.option("--python", "python", default=None, metavar="PATH",
+              help="torch: the interpreter on the nodes (default: this one on a local cluster, else python3).")
+@click.option("--time", "time_", default="30", show_default=True, help="Time limit of each job (Slurm syntax).")
+@click.option("-o", "--output", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Results directory (default: .slurmkit/bench beside the cluster file).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+def bench(ctx: click.Context, **options) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
+    run_command(ctx, **options)
+
+
+def _gpus_per_node(cluster, path, candidates) -> int:
+    """GPUs of the first node to run on: declared in the cluster file, else from the cached facts; 0 on a local
+    cluster (its GPUs are simulated: no CUDA behind them)."""
+    from slurmkit.facts_cache import hardware_source
+
+    if cluster.profile == "local":
+        return 0
+    name = candidates[0] if candidates else cluster.compute_names[0]
+    hw = hardware_source(cluster, path)(name, cluster.group_of(name))
+    return hw.gpu_count if hw is not None else 0
+
+
+def run_command(ctx, engine, op, mode, nnodes, nodes_, minbytes, maxbytes, stepfactor, iters, warmup, check,
+                profile, expect, nccl_tests_dir, launcher, mpi, gpus_per_node, partition, python, time_, out_dir,
+                as_json) -> None:
+    """The bench run: build the spec from the options and the cluster file, run it, print, exit."""
+    import sys
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from slurmkit import hostlist
+    from slurmkit.bench.run import BenchCouldNotRun, BenchSpec, nccl_env_from_facts, run_bench
+    from slurmkit.bench.verdict import get_profile
+    from slurmkit.cli.config import cluster_path, load
+    from slurmkit.cli.jobs import _shared_dir, backend_for
+    from slurmkit.errors import SlurmkitError
+
+    if profile:
+        get_profile(profile)  # an unknown name fails now (exit 2), before any job
+    if engine == "torch" and launcher != "srun":
+        raise click.UsageError("--engine torch runs under srun only")
+    err = Console(stderr=True, log_path=False)
+    try:
+        cluster = load(ctx)
+        path = cluster_path(ctx).expanduser().resolve()
+        candidates = hostlist.expand(nodes_) if nodes_ else list(cluster.compute_names)
+        if gpus_per_node is None:
+            gpus_per_node = _gpus_per_node(cluster, path, candidates)
+        if python is None:
+            python = sys.executable if cluster.profile == "local" else "python3"
+        nccl_env = {}
+        if engine == "nccl-tests" or gpus_per_node:
+            from slurmkit.discovery import cached_records
+
+            nccl_env = nccl_env_from_facts(cached_records(cluster, path, candidates))
+        spec = BenchSpec(engine=engine, op=op, mode=mode, nodes=tuple(hostlist.expand(nodes_)) if nodes_ else (),
+                         nnodes=nnodes, min_bytes=minbytes, max_bytes=maxbytes, step_factor=stepfactor, iters=iters,
+                         warmup=warmup, check=check, gpus_per_node=gpus_per_node, nccl_tests_dir=nccl_tests_dir,
+                         launcher=launcher, mpi=mpi, partition=partition, python=python, nccl_env=nccl_env,
+                         chdir=_shared_dir(ctx), time_limit=time_)
+        out = Path(out_dir) if out_dir else path.parent / ".slurmkit" / "bench"
+        backend = backend_for(ctx)
+        with err.status(f"bench: {engine} {op}, {mode} mode") as status:
+            def progress(message: str) -> None:
+                err.log(message)
+                status.update(f"bench: {message}")
+
+            result = run_bench(spec, backend, out, candidates=candidates, profile=profile, expect_gbps=expect,
+                               cluster=cluster.cluster, progress=progress)
+    except BenchCouldNotRun:
+        raise
+    except SlurmkitError as exc:
+        if exc.exit_code == 2:
+            raise
+        raise BenchCouldNotRun(f"bench could not run: {exc}") from exc
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        click.echo(result.summary, nl=False)
+        if result.rounds is not None:
+            click.echo(f"  pairs: {result.rounds} round(s)")
+        click.echo(f"  results: {result.run_dir}")
+    ctx.exit(result.exit_code)
 
 
 @bench.command("parse")

@@ -26,6 +26,8 @@ def demo(name, computes, gpus_per_node):
     2. `slurmkit bootstrap`: munge, configs, slurmctld and slurmd over SSH, exactly as on a rented cluster.
     3. `srun -N COMPUTES --gpus-per-node=G` through Slurm: each node gets its GPUs in CUDA_VISIBLE_DEVICES.
     4. The cluster's status.
+    5. An acceptance bench, as `slurmkit bench --engine torch --mode cluster -N 2 --profile local -b 1M -e 16M
+       -f 4 -n 3 -w 1` runs it (CPU ranks over gloo: the simulated GPUs have no CUDA), and its report.
     The cluster stays up; the last lines say how to use it and how to remove it. Needs root on Linux.
     """
     from slurmkit.bootstrap import bootstrap
@@ -69,8 +71,32 @@ def demo(name, computes, gpus_per_node):
         finally:
             conn.close()
 
+    bench_nodes = min(2, n)
+    _say(f"an acceptance bench: torch engine (gloo), all_reduce on {bench_nodes} node(s), profile 'local'")
+    result = _bench(cluster, path, bench_nodes)
+    click.echo(result.summary.rstrip())
+    click.echo(f"  results: {result.run_dir}")
+    if not result.passed:
+        raise click.exceptions.Exit(1)
+
     key, kh = cluster.ssh.identity_file, cluster.ssh.known_hosts
     _say("the cluster stays up")
     click.echo(f"  slurmkit -c {path} bootstrap --dry-run     # nothing to change")
     click.echo(f"  ssh -i {key} -o UserKnownHostsFile={kh} root@{head.address} sinfo")
     click.echo(f"  slurmkit local down --name {shlex.quote(name)}                  # remove it")
+
+
+def _bench(cluster, path: Path, nodes: int):
+    """The demo's acceptance bench: small sizes, so that it takes well under a minute on 2 cores."""
+    import sys
+
+    from slurmkit.bench.run import BenchSpec, run_bench
+    from slurmkit.cli.jobs import remote_runner
+    from slurmkit.slurm import get_backend
+
+    spec = BenchSpec(engine="torch", mode="cluster", nnodes=nodes, min_bytes="1M", max_bytes="16M", step_factor=4,
+                     iters=3, warmup=1, python=sys.executable, chdir=cluster.shared_dir)
+    base = path.expanduser().resolve().parent
+    backend = get_backend("cli", remote_runner(cluster, base))
+    return run_bench(spec, backend, base / ".slurmkit" / "bench", candidates=cluster.compute_names, profile="local",
+                     cluster=cluster.cluster, progress=lambda m: click.echo(f"  {m}"))

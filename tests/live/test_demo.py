@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,10 @@ def test_demo_brings_up_bootstraps_and_runs_a_gpu_job(tmp_path):
             (f"{name}-node-1", "0,1,2,3,4,5,6,7"), (f"{name}-node-2", "0,1,2,3,4,5,6,7")]
         assert f"Slurmctld(primary) at {name}-head-1 is UP" in out
         assert f"slurmkit local down --name {name}" in out
+        # the acceptance bench: torch engine on 2 nodes against the local profile, its report written
+        assert re.search(r"^PASS  \S+-cluster-torch: cluster / torch / all_reduce on 2 node\(s\)", out, re.M), out
+        report = re.search(r"^  report: (\S+report\.html)$", out, re.M)
+        assert report and Path(report.group(1)).is_file(), out
         again = slurmkit("demo", "--name", name, cwd=tmp_path, timeout=600).stdout
         assert "reusing the running local cluster" in again and "0 change(s), converged" in again
     finally:
