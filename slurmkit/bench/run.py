@@ -214,22 +214,22 @@ def judged_busbw(runs) -> float:
     return float("nan")
 
 
-def nccl_env_from_facts(records: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """The NCCL variables (``slurmkit.topology.nccl_env``) of the cached facts of the nodes to run on: the most
-    common environment among them ({} when no facts are cached)."""
+def nccl_env_from_facts(cluster, records: Mapping[str, Mapping[str, Any]], nodes: Sequence[str]) -> tuple[dict[str, str], str | None]:
+    """The NCCL variables for a bench on ``nodes``, from their cached discovery facts
+    (:func:`slurmkit.discovery.group_nccl`): exported only when every node with facts has the same environment.
+    Returns (env, note): the note says why nothing is exported when the nodes disagree."""
     import json
 
-    from slurmkit.discovery import node_facts
-    from slurmkit.topology import nccl_env, node_topology
+    from slurmkit.discovery import group_nccl
 
-    counts: dict[str, int] = {}
-    for record in records.values():
-        env = nccl_env(node_topology(node_facts(record)))
-        key = json.dumps(env, sort_keys=True)
-        counts[key] = counts.get(key, 0) + 1
-    if not counts:
-        return {}
-    return json.loads(max(counts, key=lambda k: counts[k]))
+    addresses = {h.name: h.address for h in cluster.hosts()}
+    group = group_nccl(list(nodes), records, addresses)
+    envs = {json.dumps(env, sort_keys=True) for env in group.env.values()}
+    if not envs:
+        return {}, None
+    if len(envs) > 1:
+        return {}, "the nodes' discovered NCCL environments differ (run `slurmkit discover` for details); none exported"
+    return json.loads(envs.pop()), None
 
 
 # ---------------------------------------------------------------------------------------------------------

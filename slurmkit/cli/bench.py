@@ -137,7 +137,9 @@ def run_command(ctx, engine, op, mode, nnodes, nodes_, minbytes, maxbytes, stepf
         if engine == "nccl-tests" or gpus_per_node:
             from slurmkit.discovery import cached_records
 
-            nccl_env = nccl_env_from_facts(cached_records(cluster, path, candidates))
+            nccl_env, note = nccl_env_from_facts(cluster, cached_records(cluster, path, candidates), candidates)
+            if note:
+                err.print(f"warning: {note}", highlight=False)
         spec = BenchSpec(engine=engine, op=op, mode=mode, nodes=tuple(hostlist.expand(nodes_)) if nodes_ else (),
                          nnodes=nnodes, min_bytes=minbytes, max_bytes=maxbytes, step_factor=stepfactor, iters=iters,
                          warmup=warmup, check=check, gpus_per_node=gpus_per_node, nccl_tests_dir=nccl_tests_dir,

@@ -249,3 +249,16 @@ def test_cli_bench_group_still_has_parse_and_report_and_documents_the_engines():
     out = CliRunner().invoke(bench, ["--help"]).output
     assert "tested by script generation" in out and "--mode" in out and "parse" in out and "report" in out
     assert CliRunner().invoke(bench, ["report", "--help"]).exit_code == 0
+
+
+def test_nccl_env_from_cached_facts_only_when_the_nodes_agree():
+    # Cache records built from interfaces captured on a local cluster (tests/fixtures/hardware/SOURCES.md).
+    from tests.unit.test_discovery import HEAD, NODE1, NODE2, cap1, two_groups
+
+    c = two_groups()
+    agree = {"cpu-1": cap1("cpu-1", NODE1), "cpu-2": cap1("cpu-2", NODE2)}
+    assert br.nccl_env_from_facts(c, agree, ["cpu-1", "cpu-2"]) == ({"NCCL_SOCKET_IFNAME": "=eth0"}, None)
+    # gpu-1's address is on its eth1: the two nodes name different interfaces, so nothing is set for both.
+    differ = {"cpu-1": cap1("cpu-1", NODE1), "gpu-1": cap1("gpu-1", HEAD)}
+    assert br.nccl_env_from_facts(c, differ, ["cpu-1", "gpu-1"]) == ({}, None)
+    assert br.nccl_env_from_facts(c, {}, ["cpu-1"]) == ({}, None)
