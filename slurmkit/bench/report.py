@@ -208,6 +208,12 @@ def plot_busbw(series, expect: float | None, min_size: int | None, title: str, p
     ax.set_ylim(bottom=0)
     ax.grid(True, which="major", alpha=0.35)
     ax.set_title(title)
+    _size_legend(ax, many)
+    return _finish(fig, path)
+
+
+def _size_legend(ax, many: bool) -> None:
+    """The legend of a per-size chart: one entry per series, plus the line styles when both are drawn."""
     handles, labels = ax.get_legend_handles_labels()
     if not many:
         from matplotlib.lines import Line2D
@@ -215,7 +221,6 @@ def plot_busbw(series, expect: float | None, min_size: int | None, title: str, p
         handles += [Line2D([], [], color="grey", ls="-"), Line2D([], [], color="grey", ls="--")]
         labels += ["out-of-place", "in-place"]
     ax.legend(handles, labels, loc="upper left", fontsize=8, ncol=1 if len(labels) <= 8 else 2, framealpha=0.9)
-    return _finish(fig, path)
 
 
 def plot_latency(series, title: str, path: Path) -> Path | None:
@@ -249,13 +254,7 @@ def plot_latency(series, title: str, path: Path) -> Path | None:
     ax.set_ylabel("time per call (µs)")
     ax.grid(True, which="major", alpha=0.35)
     ax.set_title(title)
-    handles, labels = ax.get_legend_handles_labels()
-    if not many:
-        from matplotlib.lines import Line2D
-
-        handles += [Line2D([], [], color="grey", ls="-"), Line2D([], [], color="grey", ls="--")]
-        labels += ["out-of-place", "in-place"]
-    ax.legend(handles, labels, loc="upper left", fontsize=8, ncol=1 if len(labels) <= 8 else 2, framealpha=0.9)
+    _size_legend(ax, many)
     return _finish(fig, path)
 
 
