@@ -692,6 +692,7 @@ def down(name: str, state: State | None = None, state_root: Path = STATE_ROOT) -
         if cf.is_file():
             cf.unlink()
             removed.append(str(cf))
+        removed += _remove_cluster_state(cf.parent / ".slurmkit")
         for d in state.created_dirs:
             try:
                 os.rmdir(d)
@@ -755,6 +756,28 @@ def status(name: str, state_root: Path = STATE_ROOT) -> tuple[Plan, list[HostSta
             )
         )
     return plan, hosts
+
+
+def _remove_cluster_state(state: Path) -> list[str]:
+    """What bootstrap, discover and ssh mesh kept beside the cluster file (the munge key, cached facts, the mesh
+    key) belongs to this cluster alone: remove it. Bench results are the user's: keep them, and say where."""
+    removed = []
+    for name in ("munge.key", "mesh_ed25519", "mesh_ed25519.pub", "facts"):
+        p = state / name
+        if p.is_dir():
+            shutil.rmtree(p)
+            removed.append(str(p))
+        elif p.exists():
+            p.unlink()
+            removed.append(str(p))
+    if (state / "bench").is_dir():
+        removed.append(f"(bench results kept in {state / 'bench'})")
+    else:
+        try:
+            state.rmdir()
+        except OSError:
+            pass
+    return removed
 
 
 def _node_sshd(name: str, node: str, state_root: Path = STATE_ROOT) -> tuple[State, Path]:

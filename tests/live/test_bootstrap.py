@@ -168,3 +168,19 @@ def test_remote_write_is_atomic_binary_safe_and_makes_missing_directories(cluste
         finally:
             conn.run("rm -rf /var/lib/sk-write-test", check=False)
             conn.close()
+
+
+def test_local_down_removes_the_clusters_keys_and_facts_but_keeps_bench_results(tmp_path):
+    from tests.live.localcluster import local_cluster, slurmkit
+
+    with local_cluster(tmp_path, computes=1, prefix="dn") as lc:
+        lc.bootstrap()
+        state = lc.file.parent / ".slurmkit"
+        assert (state / "munge.key").is_file()
+        lc.cli("discover")
+        assert (state / "facts").is_dir()
+        (state / "bench" / "run-1").mkdir(parents=True)
+        (state / "bench" / "run-1" / "meta.json").write_text("{}")
+        out = slurmkit("local", "down", "--name", lc.name, cwd=tmp_path).stdout
+        assert not (state / "munge.key").exists() and not (state / "facts").exists()
+        assert (state / "bench" / "run-1" / "meta.json").exists() and "bench results kept in" in out
