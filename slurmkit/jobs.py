@@ -74,6 +74,9 @@ class JobSpec:
     chdir: str | None = None
     exclude: tuple[str, ...] = ()
     master_port: int = 29500
+    # False: a node failure ends the job (NODE_FAIL) instead of Slurm requeueing it; set when slurmkit retries
+    # itself, so that it can exclude the failed node. None: the cluster's JobRequeue default.
+    requeue: bool | None = None
 
     @property
     def slots(self) -> int:
@@ -236,6 +239,8 @@ def directives(s: JobSpec) -> list[str]:
         from slurmkit import hostlist
 
         out.append(f"--exclude={hostlist.fold(s.exclude)}")
+    if s.requeue is not None:
+        out.append("--requeue" if s.requeue else "--no-requeue")
     return out
 
 
@@ -269,6 +274,7 @@ class Attempt:
     excluded: list[str]
     exit_code: int | None = None
     blamed: list[str] = field(default_factory=list)
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -317,7 +323,8 @@ def run_with_retries(backend, spec_kwargs: dict, retries: int, report: Callable[
     excluded = list(spec_kwargs.get("exclude") or ())
     attempts: list[Attempt] = []
     for number in range(retries + 1):
-        req = build_job(**{**spec_kwargs, "exclude": excluded})
+        # slurmkit retries itself: a node failure must end the job, not requeue it behind our back.
+        req = build_job(**{**spec_kwargs, "exclude": excluded, **({"requeue": False} if retries else {})})
         job_id = backend.submit(req.script, req.sbatch_args)
         info = wait_job(backend, job_id, poll=poll, timeout=timeout, sleep=sleep)
         log = backend.read_file(info.stdout) if info.state == "FAILED" and info.stdout else ""
@@ -331,4 +338,24 @@ def run_with_retries(backend, spec_kwargs: dict, retries: int, report: Callable[
         if not decision.retry or number == retries:
             break
         excluded += [n for n in decision.blamed if n not in excluded]
+        usable = usable_nodes(backend, spec_kwargs.get("partition"), excluded)
+        if len(usable) < int(spec_kwargs.get("nodes") or 1):
+            attempt.note = (f"no retry: {len(usable)} usable node(s) left ({','.join(usable) or 'none'}) for a "
+                            f"{spec_kwargs.get('nodes') or 1}-node job once {','.join(excluded)} are excluded")
+            report(attempt)
+            break
     return attempts
+
+
+def usable_nodes(backend, partition: str | None, excluded: Sequence[str]) -> list[str]:
+    """Nodes a resubmitted job could run on: in the partition (or any), not excluded, not down or drained."""
+    out = []
+    for n in backend.nodes():
+        if n.name in excluded or n.state in ("DOWN", "FAIL", "INVAL", "FUTURE"):
+            continue
+        if any(f in n.flags for f in ("DRAIN", "NOT_RESPONDING", "FAIL")):
+            continue
+        if partition and n.partitions and partition not in n.partitions:
+            continue
+        out.append(n.name)
+    return out

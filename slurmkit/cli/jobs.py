@@ -184,6 +184,9 @@ def submit(ctx, nodes, gpus_per_node, nproc_per_node, partition, time_, launcher
     backend = backend_for(ctx)
     if retries > 0 or wait:
         def report(a):
+            if a.note:
+                click.echo(f"attempt {a.number + 1}: {a.note}")
+                return
             click.echo(f"attempt {a.number + 1}: job {a.job_id} {a.state}"
                        + (f" exit code {a.exit_code}" if a.exit_code is not None else "")
                        + (f" on {','.join(a.nodes)}" if a.nodes else "")

@@ -384,11 +384,23 @@ def parse_sacct_parsable2(text: str) -> list[JobInfo]:
 _SRUN_TASK_FAIL = re.compile(r"^srun: error: (?P<node>[^:\s]+): tasks? [0-9,\-]+: (?P<what>.+)$", re.M)
 
 
+_SRUN_NODE_DOWN = re.compile(
+    r"^srun: error: (?:Task launch for StepId=\S+ failed on node (?P<launch>[^:\s]+)|Node failure on (?P<fail>[^:\s]+))",
+    re.M)
+_SRUN_ABORT = re.compile(r"^(?:srun: Job step aborted|srun: .*Terminating StepId=|slurmstepd\S*: error: \*\*\* STEP .* CANCELLED)", re.M)
+
+
 def failed_nodes_from_srun(log: str) -> list[str]:
-    """Nodes whose tasks failed by themselves, from srun's ``srun: error: NODE: task N: ...`` lines (first seen
-    first). Once one task fails, srun terminates the step (``_step_signal: Terminating StepId=...``) and reports
-    the other nodes' tasks as ``Terminated``: those are collateral, not culprits."""
-    cut = re.search(r"^srun: .*Terminating StepId=", log, re.M)
+    """Nodes that failed a job step, from srun's messages (first seen first).
+
+    A node srun could not launch on, or reports a node failure for, is the culprit. Otherwise the nodes whose
+    tasks failed by themselves (``srun: error: NODE: task N: Exited with exit code C``). Once a step is being
+    aborted (``Job step aborted``, ``Terminating StepId=``, a ``STEP ... CANCELLED`` line), the other nodes' tasks
+    are reported ``Killed``/``Terminated``: those are collateral, not culprits."""
+    down = [m["launch"] or m["fail"] for m in _SRUN_NODE_DOWN.finditer(log)]
+    if down:
+        return list(dict.fromkeys(down))
+    cut = _SRUN_ABORT.search(log)
     seen: list[str] = []
     for m in _SRUN_TASK_FAIL.finditer(log):
         collateral = cut is not None and m.start() > cut.start() and m["what"].strip() in ("Terminated", "Killed")

@@ -155,10 +155,11 @@ def test_decide_retry_no_retry_for_other_endings(state):
 class ScriptedBackend:
     """A fake backend whose jobs end as scripted: each submit takes the next (state, nodes)."""
 
-    def __init__(self, outcomes, down=()):
+    def __init__(self, outcomes, down=(), up=()):
         self.outcomes = list(outcomes)
         self.submitted: list[tuple[str, tuple]] = []
         self.down = down
+        self.up = up
         self.infos = {}
 
     def submit(self, script, args):
@@ -175,24 +176,37 @@ class ScriptedBackend:
         return ""
 
     def nodes(self):
-        return [NodeInfo(n, "DOWN", ("NOT_RESPONDING",)) for n in self.down]
+        return ([NodeInfo(n, "DOWN", ("NOT_RESPONDING",)) for n in self.down] + [NodeInfo(n, "IDLE") for n in self.up]
+                + list(getattr(self, "nodes_extra", [])))
 
 
 def test_run_with_retries_excludes_failed_node_and_completes():
-    b = ScriptedBackend([("NODE_FAIL", ["n1", "n2"]), ("COMPLETED", ["n1", "n3"])], down=["n2"])
+    b = ScriptedBackend([("NODE_FAIL", ["n1", "n2"]), ("COMPLETED", ["n1", "n3"])], down=["n2"], up=["n1", "n3"])
     seen = []
     attempts = run_with_retries(b, dict(command=["x"], nodes=2), retries=2, report=seen.append, sleep=lambda s: None)
     assert [(a.state, a.excluded, a.blamed) for a in attempts] == [("NODE_FAIL", [], ["n2"]), ("COMPLETED", ["n2"], [])]
     assert seen == attempts
     assert "#SBATCH --exclude=n2" in b.submitted[1][0] and "--exclude" not in b.submitted[0][0]
+    # slurmkit retries itself, so Slurm must not requeue the job on a node failure
+    assert all("#SBATCH --no-requeue" in script for script, _ in b.submitted)
 
 
 def test_run_with_retries_stops_after_k():
     b = ScriptedBackend([("NODE_FAIL", ["n1", "n2"]), ("NODE_FAIL", ["n3", "n4"]), ("COMPLETED", ["n5", "n6"])],
-                        down=["n1", "n3"])
+                        down=["n1", "n3"], up=["n2", "n4", "n5", "n6"])
     attempts = run_with_retries(b, dict(command=["x"], nodes=2), retries=1, sleep=lambda s: None)
     assert [(a.state, a.excluded) for a in attempts] == [("NODE_FAIL", []), ("NODE_FAIL", ["n1"])]
     assert len(b.submitted) == 2
+
+
+def test_run_with_retries_stops_when_too_few_usable_nodes_are_left():
+    # A 2-node job on a 3-node cluster: n2 crashed (down) and is blamed; n1 and n3 remain, one of them drained.
+    b = ScriptedBackend([("NODE_FAIL", ["n1", "n2"]), ("COMPLETED", ["n1", "n3"])], down=["n2"], up=["n1"])
+    b.nodes_extra = [NodeInfo("n3", "IDLE", ("DRAIN",))]
+    seen = []
+    attempts = run_with_retries(b, dict(command=["x"], nodes=2), retries=2, report=seen.append, sleep=lambda s: None)
+    assert len(b.submitted) == 1 and len(attempts) == 1
+    assert attempts[0].note == "no retry: 1 usable node(s) left (n1) for a 2-node job once n2 are excluded"
 
 
 def test_run_with_retries_no_retry_on_program_failure():

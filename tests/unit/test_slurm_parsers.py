@@ -122,3 +122,12 @@ def test_failed_nodes_from_srun_ignores_tasks_terminated_by_the_step_kill():
     # Without srun's terminate line, a Terminated task is a failure in its own right.
     alone = "srun: error: n2: task 1: Terminated\n"
     assert failed_nodes_from_srun(alone) == ["n2"]
+
+
+def test_a_node_that_crashed_at_launch_is_the_culprit_not_the_node_whose_task_was_killed():
+    from pathlib import Path
+
+    from slurmkit.slurm.parsers import failed_nodes_from_srun
+
+    log = (Path(__file__).parent.parent / "fixtures" / "slurm-22.05" / "srun-node-crash-during-launch.txt").read_text()
+    assert failed_nodes_from_srun(log) == ["nf-node-2"]
