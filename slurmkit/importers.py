@@ -86,18 +86,6 @@ def from_lambda_nodes(
     return data
 
 
-def read_ssh_config(path: str | Path, hosts: list[str]) -> dict[str, dict[str, Any]]:
-    """Resolve each host through an OpenSSH config file (paramiko's parser, as Fabric uses)."""
-    from paramiko import SSHConfig
-
-    p = Path(path).expanduser()
-    try:
-        cfg = SSHConfig.from_path(str(p))
-    except OSError as exc:
-        raise ConfigError(str(p), [Problem("", f"cannot read SSH config: {exc}")]) from None
-    return {h: dict(cfg.lookup(h)) for h in hosts}
-
-
 def from_dstack_fleet(text: str, source: str, gpu_type: str | None = None, gpus_per_node: int | None = None) -> dict[str, Any]:
     """A dstack SSH fleet (``type: fleet`` with ``ssh_config.hosts``). The ``proxy_jump`` host, when given, becomes
     the Slurm controller (head); otherwise the first host is the head and the others compute nodes."""

@@ -367,3 +367,17 @@ class HeadRunner:
             self._conn.close()
             self._conn = None
         self.ssh.close()
+
+
+def read_ssh_config(path: str | os.PathLike, hosts: list[str]) -> dict[str, dict[str, Any]]:
+    """Resolve each host through an OpenSSH config file (paramiko's parser, the one Fabric uses)."""
+    from paramiko import SSHConfig
+
+    from slurmkit.errors import ConfigError, Problem
+
+    p = Path(path).expanduser()
+    try:
+        cfg = SSHConfig.from_path(str(p))
+    except OSError as exc:
+        raise ConfigError(str(p), [Problem("", f"cannot read SSH config: {exc}")]) from None
+    return {h: dict(cfg.lookup(h)) for h in hosts}

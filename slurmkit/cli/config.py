@@ -68,7 +68,9 @@ def init(lambda_nodes, ssh_config, dstack_fleet, tensorpool_id, workers, user, i
     if lambda_nodes:
         text = _read(lambda_nodes)
         names = [ln.split("#", 1)[0].strip() for ln in text.splitlines() if ln.split("#", 1)[0].strip()]
-        resolved = importers.read_ssh_config(ssh_config, names) if ssh_config else None
+        from slurmkit.remote import read_ssh_config
+
+        resolved = read_ssh_config(ssh_config, names) if ssh_config else None
         data = importers.from_lambda_nodes(
             text, lambda_nodes, resolved, ssh_config, gpu_type=gpu_type or "h100", gpus_per_node=gpus_per_node or 8
         )
