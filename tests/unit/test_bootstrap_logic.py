@@ -51,14 +51,14 @@ def test_probe_script_covers_every_check_and_parses_back():
     steps = [s for b in books for s in b.steps]
     script, paths = probe_script(steps)
     assert "/etc/slurm/slurm.conf" in paths and "'/shared/state dir'" in script  # quoted, spaces and all
-    i = paths.index("/etc/slurm/slurm.conf")
-    text = (f"@@pkg munge install ok installed\n@@pkg slurm-wlm deinstall ok config-files\n"
-            f"@@stat {i} root root 644\n@@sha {i} abc123\n@@stat {paths.index('/etc/munge/munge.key')} \n"
-            "@@svc munge 1\n@@svc slurmd 0\n")
+    text = ("@@pkg munge install ok installed\n@@pkg slurm-wlm deinstall ok config-files\n"
+            "@@stat root root 644 /etc/slurm/slurm.conf\n@@stat slurm slurm 700 /shared/state dir\n"
+            "@@sha abc123 /etc/slurm/slurm.conf\n@@svc munge 1\n@@svc slurmd 0\n")
     probe = parse_probe(text, paths)
     assert probe.installed == {"munge"}
     assert probe.stat["/etc/slurm/slurm.conf"] == ("root", "root", "644") and probe.sha["/etc/slurm/slurm.conf"] == "abc123"
-    assert probe.stat["/etc/munge/munge.key"] is None
+    assert probe.stat["/shared/state dir"] == ("slurm", "slurm", "700")  # a name with a space
+    assert probe.stat.get("/etc/munge/munge.key") is None  # not reported: missing
     assert probe.running == {"munge": True, "slurmd": False}
 
 
@@ -110,3 +110,25 @@ def test_deferred_changes_then_command_in_one_round_trip(tmp_path):
     ctx.defer(f"echo b > {tmp_path}/b")
     run_with_pending(Counting(), ctx, f"cat {tmp_path}/a {tmp_path}/b > {tmp_path}/ab")
     assert len(calls) == 1 and (tmp_path / "ab").read_text() == "a\nb\n"
+
+
+def test_probe_script_run_by_bash_reports_real_files(tmp_path):
+    import hashlib
+    import subprocess
+
+    from slurmkit.provision import Step
+
+    present = tmp_path / "with space.conf"
+    present.write_text("x=1\n")
+    present.chmod(0o640)
+    steps = [Step("t", "f1", "file", {"dest": str(present), "source": "rendered/x"}),
+             Step("t", "f2", "file", {"dest": str(tmp_path / "missing.conf"), "source": "rendered/y"}),
+             Step("t", "d", "directory", {"path": str(tmp_path)})]
+    script, paths = probe_script(steps)
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout
+    probe = parse_probe(out, paths)
+    owner = subprocess.run(["stat", "-c", "%U %G", str(present)], capture_output=True, text=True).stdout.split()
+    assert probe.stat[str(present)] == (owner[0], owner[1], "640")
+    assert probe.sha[str(present)] == hashlib.sha256(b"x=1\n").hexdigest()
+    assert str(tmp_path / "missing.conf") not in probe.stat and str(tmp_path / "missing.conf") not in probe.sha
+    assert probe.stat[str(tmp_path)][2] == format(tmp_path.stat().st_mode & 0o777, "o")
