@@ -150,13 +150,21 @@ def links() -> list[str]:
 
 
 def generate_keys(keys: Mapping[Path, str]) -> None:
-    """ed25519 key pairs (no passphrase), in parallel: private key path -> comment."""
-    _run_many(
-        {
-            str(path): ([_bin("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)], None)
-            for path, comment in keys.items()
-        }
-    )
+    """ed25519 key pairs (no passphrase) in OpenSSH format, as ``ssh-keygen -t ed25519`` writes them: private
+    key path (0600) -> comment; the public key beside it (``.pub``). Made in-process with cryptography (what
+    paramiko uses): one ssh-keygen process per host cost more than the rest of ``up`` on a busy machine."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    for path, comment in keys.items():
+        key = Ed25519PrivateKey.generate()
+        private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                    serialization.NoEncryption())
+        public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(private)
+        Path(f"{path}.pub").write_bytes(public + b" " + comment.encode() + b"\n")
 
 
 def holder_script(hostname: str, mounts: list[Mount]) -> str:
