@@ -26,7 +26,14 @@ from typing import Any, Callable, Mapping
 from slurmkit import hostlist
 from slurmkit.cluster import Cluster, NodeGroup
 from slurmkit.errors import CommandError, Problem, SlurmkitError
-from slurmkit.facts import COMMANDS, ROUTE_TO_HEAD, NodeFacts, facts_from_outputs, route_to_host_command
+from slurmkit.facts import (
+    COMMANDS,
+    ROUTE_TO_HEAD,
+    FactsParseError,
+    NodeFacts,
+    facts_from_outputs,
+    route_to_host_command,
+)
 from slurmkit.render import Hardware
 
 # Run on the first head only: the fabric seen from there (needs umad access, usually root; empty otherwise).
@@ -110,7 +117,9 @@ def collect(cluster: Cluster, cluster_file: Path, limit: str | None = None,
     also asks for its route to the first head (``ip_route_head``, see :func:`mgmt_interface`).
 
     Each reachable host's record is written to the facts cache at once; returns (records by host, errors by
-    host). An unreachable host is an error of its own: the others are still collected and cached.
+    host). An unreachable host is an error of its own: the others are still collected and cached. So is a host
+    whose output is truncated or garbled (:class:`~slurmkit.facts.FactsParseError` naming host, command and
+    line); its cache is left as it was.
     """
     from slurmkit.bootstrap import select_hosts
     from slurmkit.facts_cache import write_facts
@@ -132,7 +141,10 @@ def collect(cluster: Cluster, cluster_file: Path, limit: str | None = None,
             outputs = split_outputs(res.stdout, token, list(commands))
         except CommandError as exc:
             raise CommandError(exc.command, res.exit_code, "", exc.stderr, host=conn.name) from None
-        record = facts_record(conn.name, commands, outputs)
+        try:
+            record = facts_record(conn.name, commands, outputs)
+        except FactsParseError as exc:
+            raise exc.on_host(conn.name) from None
         write_facts(cluster_file, conn.name, record)
         return record
 
@@ -238,8 +250,14 @@ def hardware_from_facts(record: Mapping[str, Any], group: NodeGroup, slurm_versi
 
     GPUs: the count and ``/dev/nvidiaN`` files from nvidia-smi's indexes, ``Cores=`` per GPU from its NUMA-local
     cores (see :func:`slurmkit.topology.gres_lines`); the type from the group's ``gpus.type`` when declared (it
-    wins), else from the GPU name. Where the facts show no GPU, the group's declared ``gpus`` are used as given
-    (simulated GPUs of the local cluster). Features and weight come from the group.
+    wins), else from the GPU name. Device files the group declares (``gpus.files``, one per GPU found) win over
+    ``/dev/nvidiaN``: the local cluster's simulated GPUs are ``/dev/slurmkit/<name>/nvidiaN``. Where the facts
+    show no GPU, the group's declared ``gpus`` are used as given (simulated GPUs of the local cluster).
+    Features and weight come from the group.
+
+    Replayed GPU facts on a local node (``tests/live/replay.py``) name CPUs the VM does not have: their
+    ``Cores=`` are left out by :mod:`slurmkit.topology` itself, since the node's real CPU layout
+    (``lscpu -p``) does not cover them (slurmd would reject cores it does not have).
     """
     from slurmkit.topology import gres_lines, node_topology
 
@@ -263,6 +281,8 @@ def hardware_from_facts(record: Mapping[str, Any], group: NodeGroup, slurm_versi
         lines = [dict(w.split("=", 1) for w in line.split()) for line in gres_lines(topo, gpu_type, slurm_version)]
         gpu_count = len(lines)
         gpu_files = tuple(line["File"] for line in lines)
+        if declared and declared.files and len(declared.device_files()) == gpu_count:
+            gpu_files = tuple(declared.device_files())
         gpu_cores = tuple(line.get("Cores") for line in lines)
     elif declared:
         gpu_type, gpu_count = declared.type, declared.count

@@ -78,7 +78,7 @@ def build_report(cluster, records: dict, errors: dict, allow_roce: bool = False)
 
     from slurmkit import hostlist
     from slurmkit.discovery import found_hardware, group_nccl, mgmt_interface, node_facts
-    from slurmkit.remote import UnreachableError, error_summary
+    from slurmkit.remote import UnreachableError
     from slurmkit.render import topology_switches
     from slurmkit.topology import check_rails, node_topology, switches_from_ibnetdiscover
 
@@ -95,10 +95,11 @@ def build_report(cluster, records: dict, errors: dict, allow_roce: bool = False)
         nccl = group_nccl(names, records, addresses, label, allow_roce)
         for name in names:
             if name in errors:
-                hosts[name] = {"group": label, "ok": False, "error": error_summary(errors[name])}
+                summary = _error_text(errors[name])
+                hosts[name] = {"group": label, "ok": False, "error": summary}
                 code = "unreachable" if isinstance(errors[name], UnreachableError) else "facts-failed"
                 findings.append({"node": name, "code": code, "severity": "error",
-                                 "message": f"{name}: {error_summary(errors[name])}"})
+                                 "message": f"{name}: {summary}"})
                 continue
             if name not in records:
                 continue  # outside --limit
@@ -140,6 +141,14 @@ def build_report(cluster, records: dict, errors: dict, allow_roce: bool = False)
     unreachable = sorted(n for n, e in errors.items() if isinstance(e, UnreachableError))
     return {"hosts": hosts, "groups": out_groups, "findings": findings, "failed": sorted(errors), "unreachable": unreachable,
             "switches": switches, "switch_source": switch_source}
+
+
+def _error_text(exc: BaseException) -> str:
+    """A host's error in one line; a parse error as ``command `X`, line N: message`` (the host is the row)."""
+    from slurmkit.facts import FactsParseError
+    from slurmkit.remote import error_summary
+
+    return exc.detail if isinstance(exc, FactsParseError) else error_summary(exc)
 
 
 def print_nccl_env(report: dict) -> None:

@@ -17,6 +17,7 @@ from slurmkit.facts.cpu import (
     parse_sysfs_pci_numa,
 )
 from slurmkit.facts.ib import SYSFS_IB_COMMAND, parse_ibdev2netdev, parse_ibstat, parse_ibstatus, parse_sysfs_ib
+from slurmkit.facts.errors import FactsParseError
 from slurmkit.facts.ibnet import parse_ibnetdiscover
 from slurmkit.facts.net import parse_ip_addr, parse_ip_route_get, route_to_host_command
 from slurmkit.facts.models import (
@@ -77,7 +78,8 @@ def _merge_ib(primary: IbReport, secondary: IbReport) -> IbReport | None:
 
 def facts_from_outputs(hostname: str, outputs: dict[str, str]) -> NodeFacts:
     """Run the parser for each output present (keys as in :data:`COMMANDS`; ``ibstatus`` and ``lscpu_json``
-    are accepted too). Missing or empty outputs leave their facts empty."""
+    are accepted too). Missing or empty outputs leave their facts empty; a truncated or garbled one raises
+    :class:`FactsParseError` (its host left for the caller to fill in)."""
 
     def out(name: str) -> str:
         return outputs.get(name) or ""
@@ -110,6 +112,7 @@ __all__ = [
     "NVSMI_QUERY_FIELDS",
     "CpuInfo",
     "CpuLayoutEntry",
+    "FactsParseError",
     "Gpu",
     "IbDevice",
     "IbPort",

@@ -5,7 +5,12 @@ from __future__ import annotations
 import re
 
 from slurmkit.facts._text import clean
+from slurmkit.facts.errors import FactsParseError
 from slurmkit.facts.models import IbDevice, IbPort, IbReport, NetdevLink
+
+IBSTAT_COMMAND = "ibstat"
+# Every Port section of ibstat (infiniband-diags) prints these; a section without one was cut short.
+_PORT_KEYS = {"State": "state", "Physical state": "phys_state", "Rate": "rate_gbps", "Link layer": "link_layer"}
 
 # ibstat prints infiniband-diags' words; sysfs and ibstatus print "4: ACTIVE". Normalise to the sysfs words.
 _IBSTAT_STATES = {"down": "DOWN", "initializing": "INIT", "armed": "ARMED", "active": "ACTIVE"}
@@ -33,11 +38,32 @@ def parse_ibstat(text: str) -> IbReport:
 
     A failing ibstat (exit 255) prints the devices it read, then ``ibpanic: ... IB device 'mlx5_8' failed``:
     the devices are kept, the line goes to ``errors`` and the named device to ``failed_devices``.
+
+    A CA block cut short or garbled raises :class:`FactsParseError`: a port section lacking one of State,
+    Physical state, Rate, Link layer (the line named is the port's ``Port N:``), fewer ports than the block's
+    ``Number of ports`` (the ``CA`` line), an indented line that is no ``key: value``, a Rate that is no number.
     """
     report = IbReport()
     dev: IbDevice | None = None
     port: IbPort | None = None
-    for line in clean(text).split("\n"):
+    dev_line = port_line = 0
+    seen: set[str] = set()
+    declared_ports: int | None = None
+
+    def close_port() -> None:
+        if port is not None:
+            lacking = [k for k in _PORT_KEYS if k not in seen]
+            if lacking:
+                raise FactsParseError(IBSTAT_COMMAND, port_line, f"CA '{dev.name}' port {port.number}: no "
+                                      f"{', '.join(lacking)} (output cut short?)")
+
+    def close_dev() -> None:
+        close_port()
+        if dev is not None and declared_ports is not None and len(dev.ports) < declared_ports:
+            raise FactsParseError(IBSTAT_COMMAND, dev_line, f"CA '{dev.name}': Number of ports {declared_ports}, "
+                                  f"{len(dev.ports)} printed (output cut short?)")
+
+    for no, line in enumerate(clean(text).split("\n"), 1):
         stripped = line.strip()
         if not stripped:
             continue
@@ -50,17 +76,21 @@ def parse_ibstat(text: str) -> IbReport:
             continue
         m = re.match(r"^CA '([^']+)'", stripped)
         if m and not line[:1].isspace():
+            close_dev()
             dev = IbDevice(name=m.group(1), source="ibstat")
             report.devices.append(dev)
-            port = None
+            port, dev_line, declared_ports = None, no, None
+            continue
+        if dev is None:
             continue
         m = re.match(r"^Port (\d+):$", stripped)
-        if m and dev is not None:
-            port = IbPort(number=int(m.group(1)))
+        if m:
+            close_port()
+            port, port_line, seen = IbPort(number=int(m.group(1))), no, set()
             dev.ports.append(port)
             continue
-        if ":" not in stripped or dev is None:
-            continue
+        if ":" not in stripped:
+            raise FactsParseError(IBSTAT_COMMAND, no, f"CA '{dev.name}': {stripped!r} is no 'key: value' line")
         key, value = (s.strip() for s in stripped.split(":", 1))
         if port is None:
             if key == "CA type":
@@ -69,19 +99,27 @@ def parse_ibstat(text: str) -> IbReport:
                 dev.firmware = value
             elif key == "Node GUID":
                 dev.node_guid = value
+            elif key == "Number of ports" and value.isdigit():
+                declared_ports = int(value)
             continue
+        if key in _PORT_KEYS:
+            seen.add(key)
         if key == "State":
             port.state = _state(value)
         elif key == "Physical state":
             port.phys_state = _phys(value)
         elif key == "Rate":
             port.rate_gbps = _rate(value)
+            if port.rate_gbps is None:
+                raise FactsParseError(IBSTAT_COMMAND, no, f"CA '{dev.name}' port {port.number}: Rate {value!r} "
+                                      "is no number")
         elif key == "Link layer":
             port.link_layer = value
         elif key == "Base lid":
             port.base_lid = value
         elif key == "SM lid":
             port.sm_lid = value
+    close_dev()
     return report
 
 

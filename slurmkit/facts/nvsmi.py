@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 
 from slurmkit.facts._text import clean
+from slurmkit.facts.errors import FactsParseError
 from slurmkit.facts.models import Gpu, NvsmiTable
+
+QUERY_COMMAND = "nvidia-smi --query-gpu=... --format=csv"
 
 _HEADER_UNIT = re.compile(r"^(?P<name>[^\[]+?)\s*\[(?P<unit>[^\]]+)\]$")
 
@@ -14,14 +17,15 @@ def parse_nvsmi_query(text: str) -> NvsmiTable:
     """``nvidia-smi --query-gpu=F1,F2 --format=csv``: header ``F1 [unit], F2``, one row per GPU.
 
     Units in the header (``memory.used [MiB]``) are stripped from the field name and from each value
-    (``1718 MiB`` -> ``1718``). Empty text (no nvidia-smi) gives an empty table.
+    (``1718 MiB`` -> ``1718``). Empty text (no nvidia-smi) gives an empty table. A row with another number of
+    fields than the header (a line cut short or garbled) raises :class:`FactsParseError`.
     """
-    lines = [ln for ln in clean(text).split("\n") if ln.strip()]
+    lines = [(no, ln) for no, ln in enumerate(clean(text).split("\n"), 1) if ln.strip()]
     if not lines:
         return NvsmiTable(fields=[], units={}, rows=[])
     fields: list[str] = []
     units: dict[str, str] = {}
-    for raw in lines[0].split(","):
+    for raw in lines[0][1].split(","):
         raw = raw.strip()
         m = _HEADER_UNIT.match(raw)
         name = m.group("name") if m else raw
@@ -29,10 +33,10 @@ def parse_nvsmi_query(text: str) -> NvsmiTable:
         if m:
             units[name] = m.group("unit")
     rows = []
-    for line in lines[1:]:
+    for no, line in lines[1:]:
         cells = [c.strip() for c in line.split(",")]
         if len(cells) != len(fields):
-            continue
+            raise FactsParseError(QUERY_COMMAND, no, f"{len(cells)} fields, the header names {len(fields)}")
         row = {}
         for name, cell in zip(fields, cells):
             unit = units.get(name)

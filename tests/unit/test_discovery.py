@@ -339,3 +339,30 @@ nodes:
     assert group["mgmt_ifname"] is None and group["nccl_env"] == [{"hosts": "n-[1-2]", "env": {}}]
     (f,) = [f for f in report["findings"] if f["code"] == "mgmt-ifname-differs"]
     assert f["message"] == "nodes[0]: management interface names differ (eth0 on n-1; eth1 on n-2): NCCL_SOCKET_IFNAME not set"
+
+
+# ---- bad input, declared device files
+
+
+def test_truncated_output_is_a_parse_error_then_that_hosts_error_in_the_report():
+    from slurmkit.cli.discover import build_report
+    from slurmkit.facts import FactsParseError
+
+    topo = fixture("topo-05-h100-11nic-ansi-legend-gap-violet-h100-023.txt")
+    with pytest.raises(FactsParseError) as info:
+        record("gpu-2", nvidia_smi_topo="\n".join(topo.split("\n")[:9]))  # cut after the GPU7 row (line 9)
+    err = info.value.on_host("gpu-2")
+    assert str(err).startswith("gpu-2: command `nvidia-smi topo -m`, line 9: matrix ends after this line")
+    c = cluster("gpu-[1-2]")
+    report = build_report(c, {"gpu-1": violet() | {"host": "gpu-1"}}, {"gpu-2": err})
+    assert report["hosts"]["gpu-1"]["ok"] and not report["hosts"]["gpu-2"]["ok"]
+    assert report["failed"] == ["gpu-2"]
+    (f,) = [f for f in report["findings"] if f["node"] == "gpu-2"]
+    assert f["code"] == "facts-failed" and f["message"] == str(err)
+
+
+def test_declared_gpu_files_win_over_dev_nvidia():
+    c = cluster("violet-h100-023\n    gpus: {type: h100, count: 8, files: '/dev/slurmkit/x/nvidia[0-7]'}", "local")
+    hw = hardware_from_facts(violet(), c.nodes[0], "22.05")
+    assert hw.gpu_files == tuple(f"/dev/slurmkit/x/nvidia{i}" for i in range(8))
+    assert hw.gpu_cores[0] is not None  # the facts' Cores= stay where the node has those cores

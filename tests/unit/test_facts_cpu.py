@@ -81,3 +81,25 @@ def test_slurmd02_single_line_with_uptime():
 
 def test_missing_tools_are_empty():
     assert parse_lscpu("") is None and parse_numactl_hardware("") is None and parse_slurmd_c("") is None
+
+
+# ---- truncated slurmd -C: cut here, from the real fixtures
+
+import pytest  # noqa: E402
+
+from slurmkit.facts import FactsParseError  # noqa: E402
+
+
+def test_slurmd_c_cut_before_real_memory():
+    text = fixture("slurmd-C-02-p5.48xlarge-8xh100-2s-epyc.txt")
+    with pytest.raises(FactsParseError) as info:
+        parse_slurmd_c(text[: text.index(" RealMemory=")])
+    assert (info.value.command, info.value.line_no) == ("slurmd -C", 1)
+    assert info.value.message == "no RealMemory (output cut short?)"
+
+
+def test_slurmd_c_cut_mid_value():
+    text = fixture("slurmd-C-01-xeon-2s-snc-numa-as-socket-indented.txt")
+    with pytest.raises(FactsParseError) as info:
+        parse_slurmd_c(text[: text.index("RealMemory=") + len("RealMemory=")])
+    assert info.value.line_no == 2 and info.value.message == "'RealMemory=' is no Key=value"

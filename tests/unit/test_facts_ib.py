@@ -108,3 +108,41 @@ def test_ibdev2netdev_layouts():
 
 def test_sysfs_ib_empty_is_no_rdma():
     assert parse_sysfs_ib(fixture("sysfs-ib-01-devvm-no-rdma.txt")).devices == []
+
+
+# ---- truncated or garbled ibstat: cut or altered here, from the real fixture
+
+import pytest  # noqa: E402
+
+from slurmkit.facts import FactsParseError  # noqa: E402
+
+IBSTAT04 = "ibstat-04-h100-8cx7-plus-bf3-9hca.txt"
+
+
+def test_ibstat_cut_mid_port_names_the_port_line():
+    # lines 1-14: CA 'mlx5_0' ... Port 1: (line 8) State, Physical state, Rate, Base lid, LMC, SM lid; no Link layer
+    with pytest.raises(FactsParseError) as info:
+        parse_ibstat("\n".join(fixture(IBSTAT04).split("\n")[:14]))
+    e = info.value
+    assert (e.command, e.line_no) == ("ibstat", 8) and "CA 'mlx5_0' port 1: no Link layer" in e.message
+
+
+def test_ibstat_cut_before_ports_names_the_ca_line():
+    lines = fixture(IBSTAT04).split("\n")
+    # second block starts at line 18 (CA 'mlx5_1'); keep it up to its System image GUID (line 24)
+    with pytest.raises(FactsParseError) as info:
+        parse_ibstat("\n".join(lines[:24]))
+    assert info.value.line_no == 18 and "CA 'mlx5_1': Number of ports 1, 0 printed" in info.value.message
+
+
+def test_ibstat_garbled_line():
+    lines = fixture(IBSTAT04).split("\n")
+    lines[10] = lines[10].replace("Rate: 400", "Rat")  # line 11
+    with pytest.raises(FactsParseError) as info:
+        parse_ibstat("\n".join(lines))
+    assert info.value.line_no == 11 and "'Rat' is no 'key: value' line" in info.value.message
+
+
+def test_every_ibstat_fixture_still_parses():
+    for path in sorted(FIXTURES.glob("ibstat-*.txt")):
+        assert parse_ibstat(fixture(path.name)).devices, path.name

@@ -46,3 +46,20 @@ def test_list_with_mig_devices():
 def test_empty_output_means_no_gpus():
     assert parse_nvsmi_query("").rows == []
     assert parse_nvsmi_list("") == []
+
+
+# ---- truncated or garbled query output: cut here, from the real fixture
+
+import pytest  # noqa: E402
+
+from slurmkit.facts import FactsParseError  # noqa: E402
+
+
+def test_query_row_cut_mid_line_names_its_line():
+    text = fixture("nvsmi-query-03-b300-7of8-gpus-visible.txt")
+    cut = text[: text.rindex(", 10.3")]  # the last row (line 8) loses its compute_cap field
+    with pytest.raises(FactsParseError) as info:
+        parse_nvsmi_query(cut)
+    e = info.value
+    assert e.command.startswith("nvidia-smi --query-gpu") and e.line_no == 8
+    assert e.message == "2 fields, the header names 3"

@@ -75,3 +75,45 @@ def test_topo06_comma_cpu_lists_three_pix_nics():
 
 def test_no_output_is_no_matrix():
     assert parse_topo_matrix("") is None
+
+
+# ---- truncated or garbled output: cut or altered here, from the real fixture
+
+import pytest  # noqa: E402
+
+from slurmkit.facts import FactsParseError  # noqa: E402
+
+TOPO05 = "topo-05-h100-11nic-ansi-legend-gap-violet-h100-023.txt"
+
+
+def _raises(text: str) -> FactsParseError:
+    with pytest.raises(FactsParseError) as info:
+        parse_topo_matrix(text)
+    assert info.value.command == "nvidia-smi topo -m"
+    return info.value
+
+
+def test_topo_row_cut_mid_line_names_its_line():
+    lines = fixture(TOPO05).split("\n")
+    # line 6 is the GPU4 row; keep its label and 5 cells
+    err = _raises("\n".join(lines[:5] + ["\t".join(lines[5].split("\t")[:6])]))
+    assert err.line_no == 6 and "row GPU4 has 5 cells" in err.message
+
+
+def test_topo_matrix_cut_after_gpu_rows_names_missing_rows():
+    err = _raises("\n".join(fixture(TOPO05).split("\n")[:9]))  # header + GPU0..GPU7, no NIC row
+    assert err.line_no == 9 and "no row for NIC0, NIC1" in err.message
+
+
+def test_topo_cut_before_nic_legend():
+    text = fixture(TOPO05)
+    err = _raises(text[: text.index("NIC Legend:")])
+    assert err.line_no == 0 and "no NIC Legend entry for NIC0" in err.message
+    assert str(err) == f"command `nvidia-smi topo -m`, end of output: {err.message}"
+
+
+def test_topo_garbled_link_code():
+    lines = fixture(TOPO05).split("\n")
+    lines[3] = lines[3].replace("NV18", "N?18", 1)  # line 4: GPU2's row
+    err = _raises("\n".join(lines))
+    assert err.line_no == 4 and "row GPU2, column GPU0: 'N?18' is no link code" in err.message
