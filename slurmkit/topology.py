@@ -122,7 +122,11 @@ def _hcas(facts: NodeFacts, allow_roce: bool, findings: list[Finding]) -> list[H
         for label in facts.topo.nic_labels:
             name = facts.topo.nic_names.get(label, label)
             if name not in out:
-                out[name] = HcaInfo(name=name)
+                info = out[name] = HcaInfo(name=name)
+                if facts.ib is not None and facts.ib.devices:
+                    # The PCI matrix sees it, the InfiniBand tools do not: not a port NCCL can be sent to.
+                    info.usable = False
+                    info.reasons.append("not reported by the InfiniBand tools (ibstat/sysfs)")
     for info in out.values():
         link = netdev.get((info.name, info.port or 1))
         if link:

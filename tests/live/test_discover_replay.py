@@ -7,8 +7,8 @@ Fixture pairing (no single host's captures cover both): ``nvidia-smi topo -m`` o
 mlx5_bond_0 Ethernet). No ibstat of violet-h100-023 was published; ibstat-04 is the only capture with 8 active
 IB CX-7 ports. The names only partly agree: topo-05 pairs GPU2/GPU3 with mlx5_2/mlx5_3, which ibstat-04 does not
 list. The rails and NCCL_IB_HCA follow the topo matrix (read by eye from topo-05's PIX/PXB cells: GPU0..7 ->
-mlx5_0, 1, 2, 3, 6, 7, 8, and GPU7 shares mlx5_8, PXB); what topology does with an HCA missing from ibstat is
-its own rule, not asserted here. ``nvidia-smi --query-gpu`` is not replayed (no fixture holds its fields): the
+mlx5_0, 1, 2, 3, 6, 7, 8, and GPU7 shares mlx5_8, PXB); an HCA the matrix lists but ibstat does not is
+unusable (not reported by the InfiniBand tools), so rails 2 and 3 are findings and NCCL is not sent there. ``nvidia-smi --query-gpu`` is not replayed (no fixture holds its fields): the
 GPU count comes from the matrix and the type from the cluster file. lscpu/slurmd -C stay real (2 vCPUs), so
 topo-05's CPU Affinity (0-55,...) has no core on this machine and gres.conf gets no Cores=.
 """
@@ -67,12 +67,16 @@ def test_discover_reports_replayed_gpus_rails_and_nccl_hcas(cluster):
         assert h["ok"], h
         assert [g["index"] for g in h["gpus"]] == list(range(8))
         assert [(r["gpu"], r["hca"]) for r in h["rails"]] == list(enumerate(RAIL_HCAS))
-        assert h["nccl_env"]["NCCL_IB_HCA"] == "=" + ",".join(dict.fromkeys(RAIL_HCAS))
+        # mlx5_2 and mlx5_3 are in the PCI matrix but not in this ibstat: their rails stay (as unusable
+        # findings) and NCCL is not sent to them.
+        usable = [hca for hca in dict.fromkeys(RAIL_HCAS) if hca not in ("mlx5_2", "mlx5_3")]
+        assert h["nccl_env"]["NCCL_IB_HCA"] == "=" + ",".join(usable)
+        assert [r["usable"] for r in h["rails"]][2:4] == [False, False]
         record = json.loads(cache(cluster, n).read_text())
         assert record["outputs"]["nvidia_smi_topo"] == TOPO and record["outputs"]["ibstat"] == IBSTAT
         assert "no captured output" in record["stderr"]["nvidia_smi_query"]
     env = cluster.cli("discover", "--nccl-env").stdout
-    assert "export NCCL_IB_HCA='=mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_6,mlx5_7,mlx5_8'" in env
+    assert "export NCCL_IB_HCA='=mlx5_0,mlx5_1,mlx5_6,mlx5_7,mlx5_8'" in env
 
 
 def test_render_bootstrap_srun_gpus_per_node(cluster):

@@ -141,3 +141,22 @@ def test_switches_from_ibnetdiscover():
     assert sw[0].nodes == ["tj01-4090-node005", "tj01-4090-node004", "tj01-4090-node006", "tj01-4090-node007",
                            "tj01-4090-node009"]
     assert sw[0].children == []
+
+
+def test_hca_in_the_pci_matrix_but_not_in_ibstat_is_not_a_nccl_target():
+    # violet-h100-023's matrix (topo-05) with another H100 node's ibstat (ibstat-04): mlx5_2/mlx5_3 only in the matrix
+    from pathlib import Path
+
+    from slurmkit.facts import facts_from_outputs
+    from slurmkit.topology import nccl_env, node_topology
+
+    fx = Path(__file__).parent.parent / "fixtures" / "hardware"
+    facts = facts_from_outputs("violet-h100-023", {
+        "nvidia_smi_topo": (fx / "topo-05-h100-11nic-ansi-legend-gap-violet-h100-023.txt").read_text(),
+        "ibstat": (fx / "ibstat-04-h100-8cx7-plus-bf3-9hca.txt").read_text(),
+    })
+    nt = node_topology(facts)
+    hcas = {h.name: h for h in nt.hcas}
+    assert not hcas["mlx5_2"].usable and hcas["mlx5_2"].reasons == ["not reported by the InfiniBand tools (ibstat/sysfs)"]
+    assert hcas["mlx5_0"].usable
+    assert nccl_env(nt)["NCCL_IB_HCA"] == "=mlx5_0,mlx5_1,mlx5_6,mlx5_7,mlx5_8"
