@@ -28,6 +28,8 @@ golden: setup
 bench: setup
 	$(PY) benchmarks/cli_startup.py
 	$(PY) benchmarks/render_scale.py
+	$(PY) benchmarks/parse_throughput.py
+	$(PY) benchmarks/pairs_rounds.py
 
 clean:
 	rm -rf .venv .pytest_cache out

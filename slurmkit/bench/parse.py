@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,6 +117,9 @@ _ELISION_RE = re.compile(r"^(?:\.{3,}|\u2026)$")
 # would be quadratic on long lines). Host names start with a letter, so "-1host:..." leaves "-1" to the row.
 # WARN lines carry the source position: "host:pid:tid [dev] transport/net_ib.cc:123 NCCL WARN ...".
 _DEBUG_TAIL_RE = re.compile(r":\d+:\d+ \[\d+\] (?:\S+:\d+ )?NCCL (?:INFO|WARN|TRACE|ERROR|ABORT)\b")
+# A line that is one NCCL debug message and nothing else (the host name, then the tail above): the most frequent
+# line of a log run with NCCL_DEBUG=INFO, skipped without the search below when it holds no tag and no failure.
+_DEBUG_LINE_RE = re.compile(r"\s*(?:[0-9]+: )?[A-Za-z][A-Za-z0-9_.\-]*" + _DEBUG_TAIL_RE.pattern)
 _FAIL_TAIL_RE = re.compile(r"Test (?:NCCL |CUDA )?failure\b")
 _PID_PREFIX_RE = re.compile(r" ?\.\. [\w.\-]+ pid \d+: $")  # TESTCHECK's " .. host pid 123: Test failure"
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -164,6 +168,8 @@ _BINARY_RE = re.compile(r"(?:^|[/\s])([a-z][a-z0-9_]*?)_perf(?:_mpi)?(?=\s|$)")
 
 # Phases of a run, in print order. A marker whose phase the current run has already reached starts a new run.
 _P_NONE, _P_VERSION, _P_BANNER, _P_PARAMS, _P_DEVICES, _P_TITLE, _P_COLUMNS, _P_ROWS, _P_FOOTER = range(-1, 8)
+
+_TABLE_PHASES = (_P_COLUMNS, _P_ROWS)  # a run that takes rows
 
 # --- columns -------------------------------------------------------------------------------------------------
 
@@ -258,6 +264,83 @@ def _convert_all(tokens: list[str], specs: list[Spec]) -> list[Any] | None:
     return values
 
 
+# The fast path reads a whole row with one regex and converts its values a column at a time. It takes the forms
+# nccl-tests prints (space-separated, no exponent, no sign but "-"), each a subset of what _convert accepts and
+# converted to the same value: a float token is digits and dots, and float() refuses the ones _FLOAT_RE would
+# ("1.2.3", "."), sending the row to the slow path. Rarer forms ("inf", "+1", tabs, "1.04858e+06" under #wrong)
+# fail the row's pattern and take the slow path too. An unkept column takes no ":" or "<", so a row matched in
+# full cannot hold a tag or a NCCL debug message; an srun label is matched (and dropped) before the row.
+_KIND_RE = {
+    "int": r"-?[0-9]+",
+    "float": r"-?[0-9.]+",
+    "word": _WORD_RE.pattern,
+    "wrong": r"[0-9]{1,15}|N/A",  # a whole number float() holds exactly, as _convert reads it
+    "error": r"N/A|-?[0-9.]+",
+    "any": r"[^\s:<]+",
+}
+_ROW_FIELD_ORDER = tuple(f.name for f in fields(Row))
+
+
+def _na_or_float(token: str) -> float | None:
+    return None if token == "N/A" else float(token)
+
+
+def _na_or_int(token: str) -> int | None:
+    return None if token == "N/A" else int(token)
+
+
+_KIND_CONVERT = {"int": int, "float": float, "word": str, "wrong": _na_or_int, "error": _na_or_float}
+
+
+@dataclass(frozen=True)
+class _RowReader:
+    """The fast path for the rows of one column layout. ``row`` matches a complete row (surrounding spaces
+    included) and captures the kept tokens; ``line`` is ``row`` after an optional srun label, for raw lines.
+    ``slots`` has, for each field of :class:`Row` in order, the index of its captured token or None."""
+
+    row: re.Pattern[str]
+    line: re.Pattern[str]
+    converters: tuple[Any, ...]  # one per captured token
+    slots: tuple[int | None, ...]
+
+    def rows(self, matched: list[tuple[str, ...]]) -> list[Row]:
+        """The rows of the captured tokens of matched lines; ValueError if a float token is not a number."""
+        columns = [list(map(convert, tokens)) for convert, tokens in zip(self.converters, zip(*matched))]
+        blank = [None] * len(matched)
+        return list(map(Row, *[blank if i is None else columns[i] for i in self.slots]))
+
+    def read_groups(self, groups: tuple[str, ...]) -> Row | None:
+        """The row of one matched line's captured tokens, or None if a float token is not a number."""
+        try:
+            return self.rows([groups])[0]
+        except ValueError:
+            return None
+
+    def read(self, text: str) -> Row | None:
+        """The row ``text`` (a line without its label) holds when the fast path can read it, else None."""
+        m = self.row.fullmatch(text)
+        return self.read_groups(m.groups()) if m else None
+
+
+@lru_cache(maxsize=64)
+def _row_reader(specs: tuple[Spec, ...]) -> _RowReader:
+    parts: list[str] = []
+    kinds: list[str] = []
+    index: dict[str, int] = {}
+    for name, kind in specs:
+        if kind == "any":
+            parts.append(_KIND_RE[kind])
+            continue
+        if name is not None:
+            index[name] = len(kinds)
+        kinds.append(kind)
+        parts.append(f"({_KIND_RE[kind]})")
+    row = r" *(?=[0-9])" + " +".join(parts) + r"\s*"  # a row starts with a digit (see _Parser._body)
+    converters = tuple(_KIND_CONVERT[kind] for kind in kinds)
+    slots = tuple(index.get(f) for f in _ROW_FIELD_ORDER)
+    return _RowReader(re.compile(row), re.compile(r"(?: *[0-9]+: )?" + row), converters, slots)
+
+
 # --- the parser ----------------------------------------------------------------------------------------------
 
 
@@ -267,6 +350,7 @@ class _RunState:
     phase: int = _P_NONE
     closed: bool = False
     columns: list[Spec] | None = None
+    reader: _RowReader | None = None
     ranks: dict[int, str] = field(default_factory=dict)
     last_line: int = 0
 
@@ -278,18 +362,16 @@ class _Parser:
         self.hint: str | None = None  # a collective named by a binary path seen outside a run's header
         self.pending: list[str] = []  # tokens of a row printed in pieces
         self.pending_line = 0
+        self.cur: _RunState | None = None  # the last run started
 
     # runs
-
-    @property
-    def cur(self) -> _RunState | None:
-        return self.states[-1] if self.states else None
 
     def _new_run(self) -> _RunState:
         self._flush_pending("the next run started")
         st = _RunState(Run(source=self.source, run=len(self.states), collective=self.hint))
         self.hint = None
         self.states.append(st)
+        self.cur = st
         return st
 
     def _at(self, phase: int, repeatable: bool = False) -> _RunState:
@@ -314,14 +396,53 @@ class _Parser:
 
     # lines
 
+    def read_rows(self, lines: list[str], start: int) -> int:
+        """Read the complete rows of the current table from ``lines[start:]`` on (most lines of a log are rows);
+        the index of the first line left to :meth:`feed`."""
+        st = self.cur
+        if st is None or st.reader is None or st.closed or st.phase not in _TABLE_PHASES or self.pending:
+            return start
+        match = st.reader.line.fullmatch
+        matched = []
+        end = start
+        while end < len(lines):
+            line = lines[end]
+            m = match(line)
+            if m is None or "failure" in line:
+                break
+            matched.append(m.groups())
+            end += 1
+        if matched:
+            try:
+                rows = st.reader.rows(matched)
+            except ValueError:  # a float token like "1.2.3": keep the rows before it, leave it to feed()
+                rows = []
+                for groups in matched:
+                    row = st.reader.read_groups(groups)
+                    if row is None:
+                        break
+                    rows.append(row)
+                end = start + len(rows)
+                if not rows:
+                    return start
+            st.run.rows.extend(rows)
+            st.phase = _P_ROWS
+            st.last_line = end  # 1-based number of the last row
+        return end
+
     def feed(self, lineno: int, line: str) -> None:
+        if "NCCL" in line and _DEBUG_LINE_RE.match(line) and "failure" not in line and "<std" not in line:
+            if self.cur is not None:
+                self.cur.last_line = lineno
+            return
         if "<std" in line:
             line = _TAG_RE.sub("", line)
-        m = _LABEL_RE.match(line)
-        if m:
-            line = line[m.end() :]
+        if ": " in line:
+            m = _LABEL_RE.match(line)
+            if m:
+                line = line[m.end() :]
         text = line.strip()
-        if not text or _ELISION_RE.match(text):
+        if not text or (text[0] in ".\u2026" and _ELISION_RE.match(text)):
             return
 
         failure = None
@@ -347,7 +468,14 @@ class _Parser:
 
     def _header(self, lineno: int, text: str) -> None:
         body = text[1:].strip()
-        if body.startswith("nccl-tests version"):
+        if not body:
+            return
+        if body.startswith("Rank"):  # first: one per rank, the most frequent header line
+            m = _RANK_RE.match(text)
+            if m:
+                st = self._at(_P_DEVICES, repeatable=True)
+                st.ranks.setdefault(int(m.group(1)), m.group(2))
+        elif body.startswith("nccl-tests version"):
             self._at(_P_VERSION)
         elif body.startswith("Collective test starting:"):
             st = self._at(_P_BANNER)
@@ -358,11 +486,6 @@ class _Parser:
             self._at(_P_PARAMS)
         elif body.startswith("Using devices"):
             self._at(_P_DEVICES)
-        elif body.startswith("Rank"):
-            m = _RANK_RE.match(text)
-            if m:
-                st = self._at(_P_DEVICES, repeatable=True)
-                st.ranks.setdefault(int(m.group(1)), m.group(2))
         elif "out-of-place" in body and "in-place" in body:
             self._at(_P_TITLE)
         elif body.startswith("Out of bounds values"):
@@ -389,11 +512,12 @@ class _Parser:
             if specs is not None:
                 st = self._at(_P_COLUMNS)
                 st.columns = specs
+                st.reader = _row_reader(tuple(specs))
 
     def _body(self, lineno: int, text: str) -> None:
         st = self.cur
         in_table = st is not None and not st.closed and st.columns is not None
-        if not in_table or st.phase not in (_P_COLUMNS, _P_ROWS) or not text[0].isdigit():
+        if not in_table or st.phase not in _TABLE_PHASES or not text[0].isdigit():
             m = _BINARY_RE.search(text)
             if m:
                 if st is not None and not st.closed and st.phase < _P_COLUMNS and st.run.collective is None:
@@ -402,6 +526,12 @@ class _Parser:
                     self.hint = m.group(1)
             return
         assert st is not None and st.columns is not None
+        if not self.pending and st.reader is not None:
+            row = st.reader.read(text)
+            if row is not None:
+                st.run.rows.append(row)
+                st.phase = _P_ROWS
+                return
         tokens = text.split()
         if self.pending:
             if self._take(st, self.pending + tokens, self.pending_line):
@@ -445,8 +575,13 @@ def parse_text(text: str, source: str) -> list[Run]:
     ``source`` names where the text came from (a path) and is copied onto each run.
     """
     parser = _Parser(source)
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        parser.feed(lineno, line)
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        i = parser.read_rows(lines, i)
+        if i < len(lines):
+            parser.feed(i + 1, lines[i])
+            i += 1
     return parser.finish()
 
 

@@ -28,25 +28,25 @@ def bench(lc, *args, timeout=400):
 
 
 def test_cluster_mode_passes_the_local_profile_and_saves_the_run(lc):
-    p = bench(lc, "--mode", "cluster", "-N", "2", "--profile", "local", "--json")
+    p = bench(lc, "--mode", "cluster", "-N", "3", "--profile", "local", "--json")
     assert p.returncode == 0, p.stdout + p.stderr
     out = json.loads(p.stdout)
     assert out["passed"] and out["verdict"]["profile"] == "local"
-    assert len(out["jobs"]) == 1 and out["jobs"][0]["state"] == "COMPLETED" and len(out["jobs"][0]["nodes"]) == 2
+    assert len(out["jobs"]) == 1 and out["jobs"][0]["state"] == "COMPLETED" and len(out["jobs"][0]["nodes"]) == 3
     run_dir = Path(out["run_dir"])
     assert run_dir.parent == lc.file.parent / ".slurmkit" / "bench"
     assert (run_dir / "rows.parquet").is_file() and (run_dir / "report.html").is_file()
     [log] = list((run_dir / "logs").glob("*.log"))
     assert "# Collective test starting: all_reduce_perf" in log.read_text()
     meta = json.loads((run_dir / "meta.json").read_text())
-    assert meta["engine"] == "torch" and meta["mode"] == "cluster" and len(meta["nodes"]) == 2
+    assert meta["engine"] == "torch" and meta["mode"] == "cluster" and len(meta["nodes"]) == 3
     assert meta["versions"]["torch"] and meta["versions"]["slurm"].startswith("22.05")
     import pandas as pd
 
     rows = pd.read_parquet(run_dir / "rows.parquet")
-    # -b 1M -e 16M -f 4: 1M, 4M, 16M, on 2 ranks
+    # -b 1M -e 16M -f 4: 1M, 4M, 16M, on 3 ranks (one per node)
     assert sorted(rows["size_bytes"]) == [1 << 20, 4 << 20, 16 << 20]
-    assert set(rows["nranks"]) == {2} and (rows["oop_wrong"] == 0).all()
+    assert set(rows["nranks"]) == {3} and (rows["oop_wrong"] == 0).all()
     again = lc.cli("bench", "report", str(run_dir), check=False)
     assert again.returncode == 0 and "PASS" in again.stdout, again.stdout + again.stderr
 
