@@ -216,8 +216,7 @@ def found_hardware(facts: NodeFacts) -> FoundHardware:
     found = FoundHardware()
     s = facts.slurmd
     if s and s.sockets_per_board and s.cores_per_socket and s.threads_per_core:
-        boards = int(s.values.get("Boards", "1")) if s.values.get("Boards", "1").isdigit() else 1
-        found.sockets = s.sockets_per_board * boards
+        found.sockets = s.sockets
         found.cores_per_socket, found.threads_per_core = s.cores_per_socket, s.threads_per_core
     elif facts.cpu and facts.cpu.sockets and facts.cpu.cores_per_socket and facts.cpu.threads_per_core:
         found.sockets = facts.cpu.sockets

@@ -184,6 +184,12 @@ class SlurmdHardware:
         return self._int("CPUs")
 
     @property
+    def sockets(self) -> int | None:
+        """Sockets of the node as Slurm counts them: Boards x SocketsPerBoard."""
+        per_board = self.sockets_per_board
+        return None if per_board is None else per_board * (self._int("Boards") or 1)
+
+    @property
     def sockets_per_board(self) -> int | None:
         return self._int("SocketsPerBoard")
 

@@ -57,21 +57,22 @@ class Hardware:
 
 
 def parse_slurmd_c(text: str) -> Hardware:
-    """Read ``slurmd -C`` output (one line of ``Key=Value`` words, UpTime on the same or the next line)."""
-    values: dict[str, str] = {}
-    for word in text.split():
-        key, sep, value = word.partition("=")
-        if sep:
-            values[key] = value
+    """This machine's ``slurmd -C`` (read by the facts parser that discovery uses) as a simulated node's hardware."""
+    from slurmkit.errors import SlurmkitError
+    from slurmkit.facts.slurmd import parse_slurmd_c as parse
+
     try:
-        return Hardware(
-            sockets=int(values["SocketsPerBoard"]) * int(values.get("Boards", "1")),
-            cores_per_socket=int(values["CoresPerSocket"]),
-            threads_per_core=int(values["ThreadsPerCore"]),
-            real_memory_mb=int(values["RealMemory"]),
-        )
-    except (KeyError, ValueError) as exc:
+        hw = parse(text)
+    except SlurmkitError as exc:
         raise LocalClusterError(f"cannot read `slurmd -C` output ({exc}): {text.strip()!r}") from exc
+    if hw is None:
+        raise LocalClusterError(f"cannot read `slurmd -C` output (no Key=value line): {text.strip()!r}")
+    return Hardware(
+        sockets=hw.sockets,
+        cores_per_socket=hw.cores_per_socket,
+        threads_per_core=hw.threads_per_core,
+        real_memory_mb=hw.real_memory_mb,
+    )
 
 
 def fallback_hardware() -> Hardware:
