@@ -104,23 +104,32 @@ def parse_ibstat(text: str) -> IbReport:
             continue
         if key in _PORT_KEYS:
             seen.add(key)
-        if key == "State":
-            port.state = _state(value)
-        elif key == "Physical state":
-            port.phys_state = _phys(value)
-        elif key == "Rate":
-            port.rate_gbps = _rate(value)
-            if port.rate_gbps is None:
-                raise FactsParseError(IBSTAT_COMMAND, no, f"CA '{dev.name}' port {port.number}: Rate {value!r} "
-                                      "is no number")
-        elif key == "Link layer":
-            port.link_layer = value
-        elif key == "Base lid":
-            port.base_lid = value
-        elif key == "SM lid":
-            port.sm_lid = value
+        _set_port(port, _IBSTAT_KEYS.get(key), value)
+        if key == "Rate" and port.rate_gbps is None:
+            raise FactsParseError(IBSTAT_COMMAND, no, f"CA '{dev.name}' port {port.number}: Rate {value!r} "
+                                  "is no number")
     close_dev()
     return report
+
+
+# The same port facts under each tool's names: ibstat ("Physical state"), ibstatus ("phys state"), and sysfs file
+# names (used as they are: state, phys_state, rate, link_layer).
+_IBSTAT_KEYS = {"State": "state", "Physical state": "phys_state", "Rate": "rate", "Link layer": "link_layer",
+                "Base lid": "base_lid", "SM lid": "sm_lid"}
+_IBSTATUS_KEYS = {"state": "state", "phys state": "phys_state", "rate": "rate", "link_layer": "link_layer",
+                  "base lid": "base_lid", "sm lid": "sm_lid"}
+
+
+def _set_port(port: IbPort, key: str | None, value: str) -> None:
+    """Set one port fact from its (normalised) key; unknown keys are ignored."""
+    if key == "state":
+        port.state = _state(value)
+    elif key == "phys_state":
+        port.phys_state = _phys(value)
+    elif key == "rate":
+        port.rate_gbps = _rate(value)
+    elif key in ("link_layer", "base_lid", "sm_lid"):
+        setattr(port, key, value)
 
 
 _IBSTATUS_HEAD = re.compile(r"^Infiniband device '([^']+)' port (\d+) status:")
@@ -144,18 +153,7 @@ def parse_ibstatus(text: str) -> IbReport:
         if port is None or ":" not in line:
             continue
         key, value = (s.strip() for s in line.split(":", 1))
-        if key == "state":
-            port.state = _state(value)
-        elif key == "phys state":
-            port.phys_state = _phys(value)
-        elif key == "rate":
-            port.rate_gbps = _rate(value)
-        elif key == "link_layer":
-            port.link_layer = value
-        elif key == "base lid":
-            port.base_lid = value
-        elif key == "sm lid":
-            port.sm_lid = value
+        _set_port(port, _IBSTATUS_KEYS.get(key), value)
     return report
 
 
@@ -200,13 +198,5 @@ def parse_sysfs_ib(text: str) -> IbReport:
         if (name, number) not in ports:
             ports[(name, number)] = IbPort(number=number)
             devs[name].ports.append(ports[(name, number)])
-        port = ports[(name, number)]
-        if key == "state":
-            port.state = _state(value)
-        elif key == "phys_state":
-            port.phys_state = _phys(value)
-        elif key == "rate":
-            port.rate_gbps = _rate(value)
-        elif key == "link_layer":
-            port.link_layer = value.strip()
+        _set_port(ports[(name, number)], key, value.strip())
     return report
