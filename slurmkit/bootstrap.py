@@ -24,7 +24,6 @@ from slurmkit.provision import (
     load_playbooks,
     apply_playbooks,
     restart_service,
-    service_running,
     slurm_conf_action,
 )
 from slurmkit.render import HardwareSource, render_cluster

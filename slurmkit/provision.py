@@ -137,14 +137,6 @@ def _running_check(name: str) -> str:
             f"pid=$(cat {svc['pidfile']} 2>/dev/null) && [ \"$(cat /proc/$pid/comm 2>/dev/null)\" = {svc['comm']} ]; fi")
 
 
-def service_pid(conn, name: str) -> int | None:
-    """PID of a running daemon from its pid file (checked against /proc/PID/comm), else None."""
-    svc = SERVICES[name]
-    r = conn.run(f"pid=$(cat {svc['pidfile']} 2>/dev/null) && [ \"$(cat /proc/$pid/comm 2>/dev/null)\" = {svc['comm']} ]"
-                 f" && echo $pid", check=False)
-    return int(r.stdout.strip()) if r.ok and r.stdout.strip().isdigit() else None
-
-
 def service_running(conn, name: str) -> bool:
     return conn.run(_running_check(name), check=False).ok
 
@@ -160,12 +152,6 @@ def _start_script(name: str) -> str:
             f"echo '{name} did not stay up'; tail -n 15 {svc['log']} 2>/dev/null; exit 1")
 
 
-def start_service(conn, name: str) -> None:
-    r = conn.run(_start_script(name), check=False)
-    if not r.ok:
-        raise CommandError(f"start {name}", r.exit_code, r.stdout, r.stderr or r.stdout, host=conn.name)
-
-
 def _stop_script(name: str) -> str:
     svc = SERVICES[name]
     return (f"if {SYSTEMD_TEST}; then systemctl stop {svc['unit']}; exit $?; fi; "
@@ -173,14 +159,14 @@ def _stop_script(name: str) -> str:
             f"|| exit 0; kill $pid; for i in $(seq 100); do [ -d /proc/$pid ] || exit 0; sleep 0.1; done; kill -9 $pid")
 
 
-def stop_service(conn, name: str) -> None:
-    conn.run(_stop_script(name))
-
-
 def restart_service(conn, name: str) -> None:
+    """systemd's restart, or stop by pid file and start again, in one command."""
     svc = SERVICES[name]
-    conn.run(f"if {SYSTEMD_TEST}; then systemctl restart {svc['unit']}; exit $?; fi; ({_stop_script(name)})")
-    start_service(conn, name)
+    script = (f"if {SYSTEMD_TEST}; then systemctl restart {svc['unit']}; exit $?; fi; ({_stop_script(name)}) && "
+              f"{{ {_start_script(name)}\n}}")
+    r = conn.run(script, check=False)
+    if not r.ok:
+        raise CommandError(f"restart {name}", r.exit_code, r.stdout, r.stderr or r.stdout, host=conn.name)
 
 
 # ---------------------------------------------------------------------------------------------------------
