@@ -18,6 +18,13 @@ import pytest
 NEEDED = ("munged", "slurmctld", "slurmd", "scontrol", "sinfo")
 
 
+def slurmd_C() -> dict[str, str]:
+    """This machine's `slurmd -C` as Key -> value (read here by hand: the tests check slurmkit against it)."""
+    out = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True).stdout
+    first = next(ln for ln in out.splitlines() if ln.startswith("NodeName="))
+    return dict(kv.split("=", 1) for kv in first.split())
+
+
 def require_live() -> None:
     if os.geteuid() != 0:
         pytest.skip("live test: needs root (CI runs as root)")

@@ -13,14 +13,13 @@ from __future__ import annotations
 import contextlib
 import shutil
 import socket
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from tests.live.harness import Harness, require_live
+from tests.live.harness import Harness, require_live, slurmd_C
 
 NODE = "sk-one"
 
@@ -38,12 +37,6 @@ class OneNode:
         return self.harness.env(self.conf)
 
 
-def _slurmd_C() -> dict[str, str]:
-    out = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True).stdout
-    first = next(ln for ln in out.splitlines() if ln.startswith("NodeName="))
-    return dict(kv.split("=", 1) for kv in first.split())
-
-
 @contextlib.contextmanager
 def one_node_cluster(port_base: int):
     """Start the cluster (skips the test when not root or Slurm is missing); stop exactly what was started."""
@@ -57,7 +50,7 @@ def one_node_cluster(port_base: int):
     h = Harness(root)
     try:
         h.start_munged()
-        hw = _slurmd_C()
+        hw = slurmd_C()
         overrides = h.slurm_overrides(port_base)
         # Jobs must stay visible a while after they end (no slurmdbd, no sacct here): scontrol falls back to them.
         overrides.update({"MinJobAge": 600, "ProctrackType": "proctrack/linuxproc", "TaskPlugin": "task/none",

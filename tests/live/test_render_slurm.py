@@ -17,15 +17,9 @@ import yaml
 
 from slurmkit.cluster import load_cluster
 from slurmkit.render import render_cluster
-from tests.live.harness import Harness, require_live
+from tests.live.harness import Harness, require_live, slurmd_C
 
 pytestmark = pytest.mark.live
-
-
-def slurmd_C() -> dict[str, str]:
-    out = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True).stdout
-    first = next(ln for ln in out.splitlines() if ln.startswith("NodeName="))
-    return dict(kv.split("=", 1) for kv in first.split())
 
 
 @pytest.fixture
