@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from slurmkit import hostlist
 from slurmkit.cluster import Cluster, Host
-from slurmkit.errors import ConfigError, Problem
 from slurmkit.provision import (
     NODE_REASON_CONFIG,
     HostReport,
@@ -68,20 +66,6 @@ class Outcome:
         return sum(r.count("changed") for r in self.reports.values()) + len(self.resumed)
 
 
-def select_hosts(cluster: Cluster, limit: str | None) -> list[Host]:
-    hosts = cluster.hosts()
-    if not limit:
-        return hosts
-    try:
-        wanted = set(hostlist.expand(limit))
-    except hostlist.HostlistError as exc:
-        raise ConfigError("--limit", [Problem("", str(exc))]) from None
-    unknown = wanted - {h.name for h in hosts}
-    if unknown:
-        raise ConfigError("--limit", [Problem("", f"not in the cluster file: {hostlist.fold(unknown)}")])
-    return [h for h in hosts if h.name in wanted]
-
-
 def bootstrap(cluster: Cluster, cluster_file: Path, hardware: HardwareSource, limit: str | None = None,
               dry_run: bool = False, on_host_done: Callable[[str, bool], None] | None = None,
               verify_timeout: float = 60.0) -> Outcome:
@@ -92,7 +76,7 @@ def bootstrap(cluster: Cluster, cluster_file: Path, hardware: HardwareSource, li
     sources = {f"rendered/{name}": text.encode() for name, text in rendered.files.items()}
     sources["secret/munge.key"] = ensure_munge_key(cluster_file)
     playbooks = load_playbooks(variables={"state_dir": cluster.state_dir})
-    hosts = select_hosts(cluster, limit)
+    hosts = cluster.select(limit)
     out = Outcome(dry_run)
     new_conf = rendered.files["slurm.conf"]
 

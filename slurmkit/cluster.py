@@ -157,6 +157,21 @@ class Cluster(Model):
             out += [Host(n, a, role) for n, a in zip(names, addrs)]
         return out
 
+    def select(self, names: str | None, option: str = "--limit") -> list[Host]:
+        """Every host, or those a hostlist names (in the cluster file's order). A bad hostlist or a name that is
+        not in the cluster file is a ConfigError naming ``option``."""
+        hosts = self.hosts()
+        if not names:
+            return hosts
+        try:
+            wanted = set(hostlist.expand(names))
+        except hostlist.HostlistError as exc:
+            raise ConfigError(option, [Problem("", str(exc))]) from None
+        unknown = wanted - {h.name for h in hosts}
+        if unknown:
+            raise ConfigError(option, [Problem("", f"not in the cluster file: {hostlist.fold(unknown)}")])
+        return [h for h in hosts if h.name in wanted]
+
     def compute_names_of(self, group: NodeGroup) -> list[str]:
         return hostlist.expand(group.names)
 

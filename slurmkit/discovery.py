@@ -121,11 +121,10 @@ def collect(cluster: Cluster, cluster_file: Path, limit: str | None = None,
     whose output is truncated or garbled (:class:`~slurmkit.facts.FactsParseError` naming host, command and
     line); its cache is left as it was.
     """
-    from slurmkit.bootstrap import select_hosts
     from slurmkit.facts_cache import write_facts
     from slurmkit.remote import ClusterSSH
 
-    hosts = select_hosts(cluster, limit)
+    hosts = cluster.select(limit)
     first_head = cluster.head_names[0]
     head_address = next(h.address for h in cluster.hosts() if h.name == first_head)
     token = secrets.token_hex(8)

@@ -248,24 +248,6 @@ def keys_list(ssh, hosts: list[Host], user: str, on_done=None):
     return ssh.run_all(hosts, one, on_done=on_done)
 
 
-def select_hosts(cluster: Cluster, spec: str | None) -> list[Host]:
-    """Every host, or those named by a hostlist; an unknown name is bad input (exit 2)."""
-    from slurmkit import hostlist
-
-    hosts = cluster.hosts()
-    if not spec:
-        return hosts
-    try:
-        wanted = hostlist.expand(spec)
-    except ValueError as exc:
-        raise OpsInputError(f"--nodes {spec!r}: {exc}") from None
-    known = {h.name for h in hosts}
-    unknown = [n for n in wanted if n not in known]
-    if unknown:
-        raise OpsInputError(f"no such host in the cluster file: {', '.join(unknown)}")
-    return [h for h in hosts if h.name in wanted]
-
-
 # =============================================================================================================
 # SSH config (pure)
 

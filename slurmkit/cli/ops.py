@@ -70,7 +70,7 @@ def _change(ctx, pubkey_file: str, user: str | None, nodes: str | None, as_json:
         raise ops.OpsInputError(f"{pubkey_file}: cannot read: {exc}") from None
     key = ops.read_public_key(text, pubkey_file)  # raises before anything is contacted
     cluster, ssh = _ssh(ctx)
-    hosts = ops.select_hosts(cluster, nodes)
+    hosts = cluster.select(nodes, "--nodes")
     user = user or cluster.ssh.user
     with ssh:
         res = ops.keys_apply(ssh, hosts, key, user, remove=remove)
@@ -117,7 +117,7 @@ def keys_list(ctx, user, nodes, as_json):
     from slurmkit.remote import error_summary
 
     cluster, ssh = _ssh(ctx)
-    hosts = ops.select_hosts(cluster, nodes)
+    hosts = cluster.select(nodes, "--nodes")
     user = user or cluster.ssh.user
     with ssh:
         res = ops.keys_list(ssh, hosts, user)
@@ -231,7 +231,7 @@ def sync(ctx, src, dest, nodes, delete, parallel, as_json):
     from slurmkit.remote import error_summary
 
     cluster, ssh = _ssh(ctx)
-    hosts = ops.select_hosts(cluster, nodes)
+    hosts = cluster.select(nodes, "--nodes")
     with ssh, Progress(disable=as_json, transient=True) as progress:
         task = progress.add_task(f"rsync to {len(hosts)} host(s)", total=len(hosts))
         res = ops.sync(ssh, cluster_path(ctx).resolve().parent, hosts, src, dest, delete, parallel,

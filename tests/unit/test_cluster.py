@@ -152,3 +152,15 @@ def test_heads_mapping_with_addresses():
     assert [(h.name, h.address) for h in c.hosts()[:3]] == [("head-1", "192.0.2.10"), ("head-2", "192.0.2.11"), ("head-3", "192.0.2.12")]
     msgs = problems(text.replace("192.0.2.[10-12]", "192.0.2.[10-11]"))
     assert any(m.startswith("heads.addresses: 2 addresses for 3 heads") for m in msgs)
+
+
+def test_select_hosts_by_hostlist_in_file_order_and_unknown_names():
+    c = parse_cluster(GOOD)
+    assert [h.name for h in c.select(None)] == c.head_names + c.compute_names
+    assert [h.name for h in c.select("node-[3-4],head-1")] == ["head-1", "node-3", "node-4"]
+    with pytest.raises(ConfigError) as exc:
+        c.select("node-[4-6]", "--nodes")
+    assert exc.value.source == "--nodes" and str(exc.value.problems[0]) == "not in the cluster file: node-[5-6]"
+    with pytest.raises(ConfigError) as exc:
+        c.select("node-[4-")
+    assert exc.value.source == "--limit" and "bad hostlist" in str(exc.value.problems[0])
