@@ -20,12 +20,14 @@ What a log may hold, and how it is read:
 
 from __future__ import annotations
 
+import gc
 import math
 import re
 from functools import lru_cache
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from slurmkit.errors import SlurmkitError
 
@@ -60,9 +62,11 @@ class ParseIssue:
     message: str
 
 
-@dataclass
-class Row:
-    """One line of an nccl-tests result table. A value the log does not print is None."""
+class Row(NamedTuple):
+    """One line of an nccl-tests result table. A value the log does not print is None.
+
+    A named tuple: the parser builds the rows of a table in C (``tuple.__new__`` over columns), which a
+    dataclass's Python ``__init__`` cannot match (it was half of the parse time on large logs)."""
 
     size_bytes: int
     count: int | None = None
@@ -162,6 +166,27 @@ def _find_noise(text: str) -> tuple[int, bool] | None:
 # 2.13+: "#  Rank  0 Group  0 Pid 123 on host device  0 [0000:1b:00] NAME"; before: "#   Rank  0 Pid 123 on host
 # device  0 [0x1b] NAME". A rank line may be cut with "..." when one process prints too many.
 _RANK_RE = re.compile(r"^#\s*Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?Pid\s+\d+\s+on\s+(\S+)")
+
+# --- the fast path: blocks of lines read by one regex over the text ------------------------------------------
+# Most lines of a log are rows, rank lines, NCCL debug lines and blank ones, in runs of consecutive lines. Each
+# such run is matched by one regex over the text (``(?:LINE\n)+``) and its values taken by one ``findall``: no
+# Python code per line. A block never includes a line holding a tag, a test failure (or, for rank lines, a NCCL
+# message): such a line ends the block and goes to _Parser.feed, like every line the fast path cannot read.
+# The patterns spell spaces ``[^\S\n]`` so that none spans two lines.
+_SP = r"[^\S\n]"
+_DEBUG_LINE = rf"{_SP}*(?:[0-9]+: )?[A-Za-z][A-Za-z0-9_.\-]*{_DEBUG_TAIL_RE.pattern}[^\n]*"
+_EMPTY_LINE = rf"{_SP}*(?:\d+: )?{_SP}*"  # feed() skips it without a trace
+_BARE_LINE = rf"{_SP}*(?:\d+: )?{_SP}*#{_SP}*"  # a bare "#": nothing to read, but it ends a row cut in pieces
+_RANK_LINE = (
+    rf"{_SP}*(?:\d+: )?{_SP}*#{_SP}*Rank(?![^\n]*NCCL){_SP}+(\d+){_SP}+(?:Group{_SP}+\d+{_SP}+)?Pid{_SP}+\d+{_SP}+on{_SP}+(\S+)"
+    r"[^\n]*"
+)
+# Lines that only skip or only add a rank, in a block. A rank line with a NCCL message glued to it is feed()'s.
+_QUIET_RE = re.compile(rf"(?:(?:{_DEBUG_LINE}|{_RANK_LINE}|{_BARE_LINE}|{_EMPTY_LINE})\n)+")
+_QUIET_PENDING_RE = re.compile(rf"(?:(?:{_DEBUG_LINE}|{_EMPTY_LINE})\n)+")  # while a row waits for its end
+_RANK_EACH_RE = re.compile(rf"^{_RANK_LINE}$", re.MULTILINE)
+_EMPTY_LINE_RE = re.compile(_EMPTY_LINE)
+
 _OOB_RE = re.compile(r"Out of bounds values\s*:\s*(\d+)\s*(\w+)?")
 _AVG_RE = re.compile(r"Avg bus bandwidth\s*:\s*(\S+)\s*(\w+)?")
 _BINARY_RE = re.compile(r"(?:^|[/\s])([a-z][a-z0-9_]*?)_perf(?:_mpi)?(?=\s|$)")
@@ -200,7 +225,7 @@ _PAIRED = {
     "error": ("error", "error"),
     "res": ("error", "error"),
 }
-_ROW_FIELDS = frozenset(f.name for f in fields(Row))
+_ROW_FIELDS = frozenset(Row._fields)
 
 Spec = tuple[str | None, str]  # (Row field or None to skip, kind)
 
@@ -278,36 +303,71 @@ _KIND_RE = {
     "error": r"N/A|-?[0-9.]+",
     "any": r"[^\s:<]+",
 }
-_ROW_FIELD_ORDER = tuple(f.name for f in fields(Row))
+_ROW_FIELD_ORDER = Row._fields
 
 
-def _na_or_float(token: str) -> float | None:
-    return None if token == "N/A" else float(token)
+def _ints(tokens: list[str]) -> list[int]:
+    return list(map(int, tokens))
 
 
-def _na_or_int(token: str) -> int | None:
-    return None if token == "N/A" else int(token)
+def _floats(tokens: list[str]) -> list[float]:
+    return list(map(float, tokens))
 
 
-_KIND_CONVERT = {"int": int, "float": float, "word": str, "wrong": _na_or_int, "error": _na_or_float}
+def _words(tokens: list[str]) -> list[str]:
+    return list(tokens)
+
+
+def _na_or_ints(tokens: list[str]) -> list[int | None]:
+    try:
+        return list(map(int, tokens))
+    except ValueError:  # "N/A" (-c 0)
+        return [None if t == "N/A" else int(t) for t in tokens]
+
+
+def _na_or_floats(tokens: list[str]) -> list[float | None]:
+    try:
+        return list(map(float, tokens))
+    except ValueError:
+        return [None if t == "N/A" else float(t) for t in tokens]
+
+
+# kind -> the values of a column of tokens (the tokens matched its _KIND_RE pattern); ValueError for a float
+# token float() refuses
+_KIND_COLUMN = {"int": _ints, "float": _floats, "word": _words, "wrong": _na_or_ints, "error": _na_or_floats}
+_LABELS_RE = re.compile(r"^ *[0-9]+: ", re.MULTILINE)
 
 
 @dataclass(frozen=True)
 class _RowReader:
     """The fast path for the rows of one column layout. ``row`` matches a complete row (surrounding spaces
-    included) and captures the kept tokens; ``line`` is ``row`` after an optional srun label, for raw lines.
-    ``slots`` has, for each field of :class:`Row` in order, the index of its captured token or None."""
+    included) and captures the kept tokens; ``line`` is ``row`` after an optional srun label, for raw lines;
+    ``block`` (no groups) matches consecutive raw lines that are rows, each with its newline.
+    ``kept`` has, for each captured token, its position in a row and its column reader; ``slots``, for each
+    field of :class:`Row` in order, the index of its captured token or None."""
 
     row: re.Pattern[str]
     line: re.Pattern[str]
-    converters: tuple[Any, ...]  # one per captured token
+    block: re.Pattern[str]
+    ntokens: int
+    kept: tuple[tuple[int, Any], ...]
     slots: tuple[int | None, ...]
+
+    def _rows(self, columns: list[list[Any]]) -> list[Row]:
+        blank = repeat(None)
+        values = zip(*[blank if i is None else columns[i] for i in self.slots])
+        return list(map(tuple.__new__, repeat(Row), values))  # Row(*values) without Python code per row
 
     def rows(self, matched: list[tuple[str, ...]]) -> list[Row]:
         """The rows of the captured tokens of matched lines; ValueError if a float token is not a number."""
-        columns = [list(map(convert, tokens)) for convert, tokens in zip(self.converters, zip(*matched))]
-        blank = [None] * len(matched)
-        return list(map(Row, *[blank if i is None else columns[i] for i in self.slots]))
+        return self._rows([read(list(tokens)) for (_, read), tokens in zip(self.kept, zip(*matched))])
+
+    def rows_of_block(self, block: str) -> list[Row]:
+        """The rows of a text ``block`` matched lines; ValueError if a float token is not a number."""
+        if ": " in block:
+            block = _LABELS_RE.sub("", block)
+        tokens = block.split()  # every row has ntokens (the block matched), so column j is tokens[j::ntokens]
+        return self._rows([read(tokens[j :: self.ntokens]) for j, read in self.kept])
 
     def read_groups(self, groups: tuple[str, ...]) -> Row | None:
         """The row of one matched line's captured tokens, or None if a float token is not a number."""
@@ -325,20 +385,24 @@ class _RowReader:
 @lru_cache(maxsize=64)
 def _row_reader(specs: tuple[Spec, ...]) -> _RowReader:
     parts: list[str] = []
-    kinds: list[str] = []
+    plain: list[str] = []
+    kept: list[tuple[int, Any]] = []
     index: dict[str, int] = {}
-    for name, kind in specs:
+    for position, (name, kind) in enumerate(specs):
+        plain.append(f"(?:{_KIND_RE[kind]})")
         if kind == "any":
             parts.append(_KIND_RE[kind])
             continue
         if name is not None:
-            index[name] = len(kinds)
-        kinds.append(kind)
+            index[name] = len(kept)
+        kept.append((position, _KIND_COLUMN[kind]))
         parts.append(f"({_KIND_RE[kind]})")
-    row = r" *(?=[0-9])" + " +".join(parts) + r"\s*"  # a row starts with a digit (see _Parser._body)
-    converters = tuple(_KIND_CONVERT[kind] for kind in kinds)
+    head, tail = r"(?: *[0-9]+: )? *(?=[0-9])", _SP + "*"  # a row starts with a digit (see _Parser._body)
+    row = r" *(?=[0-9])" + " +".join(parts) + tail
+    block = f"(?:{head}{' +'.join(plain)}{tail}\n)+"
     slots = tuple(index.get(f) for f in _ROW_FIELD_ORDER)
-    return _RowReader(re.compile(row), re.compile(r"(?: *[0-9]+: )?" + row), converters, slots)
+    return _RowReader(re.compile(row), re.compile(r"(?: *[0-9]+: )?" + row), re.compile(block), len(specs),
+                      tuple(kept), slots)
 
 
 # --- the parser ----------------------------------------------------------------------------------------------
@@ -356,8 +420,10 @@ class _RunState:
 
 
 class _Parser:
-    def __init__(self, source: str):
+    def __init__(self, source: str, text: str):
         self.source = source
+        self.text = text
+        self.lines = text.split("\n")
         self.states: list[_RunState] = []
         self.hint: str | None = None  # a collective named by a binary path seen outside a run's header
         self.pending: list[str] = []  # tokens of a row printed in pieces
@@ -396,39 +462,66 @@ class _Parser:
 
     # lines
 
-    def read_rows(self, lines: list[str], start: int) -> int:
-        """Read the complete rows of the current table from ``lines[start:]`` on (most lines of a log are rows);
-        the index of the first line left to :meth:`feed`."""
+    def _block_end(self, pos: int, end: int, stops: tuple[str, ...]) -> int:
+        """``end``, or the start of the first line in text[pos:end] that holds one of ``stops``."""
+        for word in stops:
+            k = self.text.find(word, pos, end)
+            if k != -1:
+                end = max(pos, self.text.rfind("\n", pos, k) + 1)
+        return end
+
+    def read_rows(self, start: int, pos: int) -> tuple[int, int]:
+        """Read the block of complete rows of the current table that starts at line ``start`` (at ``pos`` in the
+        text); the index and text position of the first line after them."""
         st = self.cur
         if st is None or st.reader is None or st.closed or st.phase not in _TABLE_PHASES or self.pending:
-            return start
-        match = st.reader.line.fullmatch
-        matched = []
-        end = start
-        while end < len(lines):
-            line = lines[end]
-            m = match(line)
-            if m is None or "failure" in line:
-                break
-            matched.append(m.groups())
-            end += 1
-        if matched:
-            try:
-                rows = st.reader.rows(matched)
-            except ValueError:  # a float token like "1.2.3": keep the rows before it, leave it to feed()
-                rows = []
-                for groups in matched:
-                    row = st.reader.read_groups(groups)
-                    if row is None:
-                        break
-                    rows.append(row)
-                end = start + len(rows)
-                if not rows:
-                    return start
-            st.run.rows.extend(rows)
-            st.phase = _P_ROWS
-            st.last_line = end  # 1-based number of the last row
-        return end
+            return start, pos
+        m = st.reader.block.match(self.text, pos)
+        if m is None:
+            return start, pos
+        end = self._block_end(pos, m.end(), ("failure",))
+        count = self.text.count("\n", pos, end)
+        if not count:
+            return start, pos
+        try:
+            rows = st.reader.rows_of_block(self.text[pos:end])
+        except ValueError:  # a float token like "1.2.3": keep the rows before it, leave it to feed()
+            rows = []
+            for line in self.lines[start : start + count]:
+                row = st.reader.read_groups(st.reader.line.fullmatch(line).groups())  # type: ignore[union-attr]
+                if row is None:
+                    break
+                rows.append(row)
+            if not rows:
+                return start, pos
+            end = pos + sum(len(line) + 1 for line in self.lines[start : start + len(rows)])
+        st.run.rows.extend(rows)
+        st.phase = _P_ROWS
+        st.last_line = start + len(rows)  # 1-based number of the last row
+        return start + len(rows), end
+
+    def read_quiet(self, start: int, pos: int) -> tuple[int, int]:
+        """Take the block of NCCL debug lines (skipped), blank lines and rank lines (read) from line ``start``
+        (at ``pos`` in the text) on, as :meth:`feed` would; the index and text position of the line after."""
+        text = self.text
+        m = (_QUIET_PENDING_RE if self.pending else _QUIET_RE).match(text, pos)
+        if m is None:
+            return start, pos
+        end = self._block_end(pos, m.end(), ("failure", "<std"))
+        if end == pos:
+            return start, pos
+        count = text.count("\n", pos, end)
+        found = _RANK_EACH_RE.findall(text, pos, end - 1) if not self.pending else None
+        if found:
+            ranks = self._at(_P_DEVICES, repeatable=True).ranks
+            for rank, host in found:
+                ranks.setdefault(int(rank), host)
+        if self.cur is not None:  # feed() counts every line but empty ones as the run's
+            for k in range(start + count - 1, start - 1, -1):
+                if not _EMPTY_LINE_RE.fullmatch(self.lines[k]):
+                    self.cur.last_line = k + 1
+                    break
+        return start + count, end
 
     def feed(self, lineno: int, line: str) -> None:
         if "NCCL" in line and _DEBUG_LINE_RE.match(line) and "failure" not in line and "<std" not in line:
@@ -574,15 +667,27 @@ def parse_text(text: str, source: str) -> list[Run]:
 
     ``source`` names where the text came from (a path) and is copied onto each run.
     """
-    parser = _Parser(source)
-    lines = text.split("\n")
-    i = 0
-    while i < len(lines):
-        i = parser.read_rows(lines, i)
-        if i < len(lines):
-            parser.feed(i + 1, lines[i])
-            i += 1
-    return parser.finish()
+    # The parser makes no reference cycles, and a big log makes hundreds of thousands of rows, each a tuple the
+    # cyclic collector keeps scanning (a tuple subclass is never untracked) without ever freeing one: a third of
+    # the parse time on a 50 MB log. The collector is paused while parsing, and restored as it was.
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        parser = _Parser(source, text)
+        lines = parser.lines
+        i = pos = 0  # the line to read next, and where it starts in the text
+        while i < len(lines):
+            j, pos = parser.read_quiet(*parser.read_rows(i, pos))
+            if j == i:
+                parser.feed(i + 1, lines[i])
+                pos += len(lines[i]) + 1
+                j += 1
+            i = j
+        return parser.finish()
+    finally:
+        if paused:
+            gc.enable()
 
 
 def read_log(path: str | Path) -> str:
@@ -622,7 +727,7 @@ def runs_to_records(runs: list[Run]) -> list[dict[str, Any]]:
     for run in runs:
         head = {"source": run.source, "run": run.run, "collective": run.collective, "nranks": run.nranks}
         for row in run.rows:
-            out.append({**head, **asdict(row)})
+            out.append({**head, **row._asdict()})
     return out
 
 
@@ -663,7 +768,7 @@ def runs_to_json(runs: list[Run]) -> dict[str, Any]:
                 "nranks": run.nranks,
                 "avg_busbw_gbps": _json_value(run.avg_busbw_gbps),
                 "errors": [{"line": e.line, "message": e.message} for e in run.errors],
-                "rows": [{k: _json_value(v) for k, v in asdict(row).items()} for row in run.rows],
+                "rows": [{k: _json_value(v) for k, v in row._asdict().items()} for row in run.rows],
             }
             for run in runs
         ]
