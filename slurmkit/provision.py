@@ -245,9 +245,10 @@ def octal(mode: str) -> str:
 @dataclass
 class Context:
     """What a host's steps share. Changes that need no answer (a staged file's rename into place, a directory's
-    owner and mode, a removal) are deferred and sent with the next command that must run anyway (a service
-    start, the end of the playbooks), so a host costs few round trips; a deferred change that fails still
-    fails its own step."""
+    owner and mode, a removal, a service start) are deferred and sent, in step order, with the next command that
+    must run anyway (a package install, a guarded command's check, the end of the playbooks), so a new host costs
+    two commands (the probe, then every change) and a converged one costs one; a deferred change that fails
+    still fails its own step, and the steps after it are skipped."""
 
     probe: Probe
     sources: dict[str, bytes]
@@ -275,6 +276,9 @@ def run_with_pending(conn, ctx: Context, command: str = "true", timeout: float |
         cmd = dict(pending)[i]
         err = CommandError(cmd, None, "", r.stderr.replace(marker.group(0), "").strip(), host=conn.name)
         ctx.report.steps[i] = StepResult(ctx.report.steps[i].step, "failed", _short(err), error=err)
+        for j, _ in pending:  # the script stopped there: the later deferred changes were not made
+            if j > i:
+                ctx.report.steps[j] = StepResult(ctx.report.steps[j].step, "skipped", "an earlier step failed")
         raise DeferredFailed(i)
     if not r.ok:
         raise CommandError(command, r.exit_code, r.stdout, r.stderr, host=conn.name)
@@ -375,7 +379,9 @@ def _service(conn, step, ctx: Context) -> StepResult:
         return StepResult(step, "ok", "running")
     if ctx.dry_run:
         return StepResult(step, "changed", f"would start {name}")
-    run_with_pending(conn, ctx, _start_script(name))
+    # Deferred like a file's rename: the start runs after the changes before it and before the ones after it, in
+    # the host's next (usually last) command. A subshell keeps the script's exits its own.
+    ctx.defer(f"( {_start_script(name)}\n)")
     ctx.report.notified.add(f"started:{name}")
     return StepResult(step, "changed", f"started {name}")
 

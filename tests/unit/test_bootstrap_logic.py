@@ -95,6 +95,44 @@ def test_deferred_change_that_fails_fails_its_own_step(tmp_path):
     assert ctx.pending == []
 
 
+def test_steps_deferred_after_a_failed_one_are_reported_skipped(tmp_path):
+    from slurmkit.provision import Context, DeferredFailed, HostReport, Probe, Step, StepResult, run_with_pending
+
+    report = HostReport("fake-host", "compute")
+    ctx = Context(Probe(), {}, set(), False, report)
+    for i, cmd in enumerate([f"mv {tmp_path}/no-such-file {tmp_path}/x", f"touch {tmp_path}/later"]):
+        ctx.defer(cmd)
+        report.steps.append(StepResult(Step("t", f"s{i}", "file", {}), "changed", "updated"))
+    with pytest.raises(DeferredFailed):
+        run_with_pending(_ScriptConn(), ctx)
+    assert [s.status for s in report.steps] == ["failed", "skipped"]
+    assert not (tmp_path / "later").exists()
+
+
+def test_a_service_start_is_deferred_in_a_subshell_whose_exit_ends_only_itself(tmp_path):
+    """A service step sends nothing by itself; its start script (which ends with `exit`) is deferred as
+    ``( script )``, so the changes deferred after it still run in the same command."""
+    from slurmkit.provision import Context, HostReport, Probe, Step, run_step, run_with_pending
+
+    calls = []
+
+    class Counting(_ScriptConn):
+        def run(self, command, **kw):
+            calls.append(command)
+            return super().run(command, **kw)
+
+    ctx = Context(Probe(running={"munge": False}), {}, set(), False, HostReport("fake-host", "compute"))
+    res = run_step(Counting(), Step("t", "munged", "service", {"name": "munge"}), ctx)
+    assert res.status == "changed" and calls == [] and len(ctx.pending) == 1
+    start = ctx.pending[0][1]
+    assert start.startswith("( ") and start.endswith("\n)") and "exit" in start
+    # The same shape with a start script that exits 0 at once: what follows it still runs.
+    ctx.pending = [(0, f"( echo started > {tmp_path}/svc; exit 0\n)")]
+    ctx.defer(f"touch {tmp_path}/after")
+    run_with_pending(Counting(), ctx)
+    assert (tmp_path / "svc").read_text() == "started\n" and (tmp_path / "after").exists()
+
+
 def test_deferred_changes_then_command_in_one_round_trip(tmp_path):
     from slurmkit.provision import Context, HostReport, Probe, run_with_pending
 
