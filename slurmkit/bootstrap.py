@@ -193,7 +193,7 @@ def _verify(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, timeout: flo
             # INVAL is final for this configuration: waiting does not fix it.
             if not problems or time.monotonic() > deadline or all("INVAL" in p for p in problems.values()):
                 return nodes, problems, resumed
-            time.sleep(0.5)
+            time.sleep(0.2)
 
     res = ssh.run_all([primary], check)
     if primary.name in res.failed:

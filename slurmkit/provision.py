@@ -122,8 +122,13 @@ class HostReport:
 SERVICES: dict[str, dict[str, str]] = {
     "munge": {"unit": "munge", "pidfile": "/run/munge/munged.pid", "start": "runuser -u munge -- /usr/sbin/munged",
               "comm": "munged", "log": "/var/log/munge/munged.log"},
+    # slurmd registers once at start and retries only a second later: started while no controller answers yet
+    # (a new cluster, its heads starting alongside), it would sit UNKNOWN for that second. So its start waits,
+    # up to 3 s, for `scontrol ping` to find a controller up, then starts slurmd either way.
     "slurmd": {"unit": "slurmd", "pidfile": "/run/slurmd.pid", "start": "/usr/sbin/slurmd", "comm": "slurmd",
-               "log": "/var/log/slurm/slurmd.log"},
+               "log": "/var/log/slurm/slurmd.log",
+               "before": "for i in $(seq 30); do SLURM_CONF=/etc/slurm/slurm.conf scontrol ping >/dev/null 2>&1 "
+                         "&& break; sleep 0.1; done"},
     "slurmctld": {"unit": "slurmctld", "pidfile": "/run/slurmctld.pid", "start": "/usr/sbin/slurmctld",
                   "comm": "slurmctld", "log": "/var/log/slurm/slurmctld.log"},
 }
@@ -133,8 +138,10 @@ SYSTEMD_TEST = "[ -d /run/systemd/system ]"
 def _running_check(name: str) -> str:
     """Shell that exits 0 when the daemon runs: systemd's view, else its pid file checked against /proc."""
     svc = SERVICES[name]
+    # Shell builtins only (read, [): no process is started, which matters when many hosts are probed at once.
     return (f"if {SYSTEMD_TEST}; then systemctl is-active --quiet {svc['unit']}; else "
-            f"pid=$(cat {svc['pidfile']} 2>/dev/null) && [ \"$(cat /proc/$pid/comm 2>/dev/null)\" = {svc['comm']} ]; fi")
+            f"read -r pid < {svc['pidfile']} && read -r comm < /proc/$pid/comm && [ \"$comm\" = {svc['comm']} ]; "
+            "fi 2>/dev/null")
 
 
 def service_running(conn, name: str) -> bool:
@@ -146,9 +153,10 @@ def _start_script(name: str) -> str:
     # Daemonizing parents exit after forking; their output goes to a file in the host's own /run (not the SSH
     # channel, and not /tmp, which local nodes share), so the session ends while the daemon lives on.
     out = f"/run/slurmkit-{name}.start"
-    return (f"if {SYSTEMD_TEST}; then systemctl enable --now {svc['unit']}; exit $?; fi; "
+    before = f"{svc['before']}; " if "before" in svc else ""
+    return (f"{before}if {SYSTEMD_TEST}; then systemctl enable --now {svc['unit']}; exit $?; fi; "
             f"{svc['start']} </dev/null >{out} 2>&1; rc=$?; cat {out}; rm -f {out}; [ $rc = 0 ] || exit $rc; "
-            f"for i in $(seq 50); do ({_running_check(name)}) && exit 0; sleep 0.1; done; "
+            f"for i in $(seq 50); do {{ {_running_check(name)}; }} && exit 0; sleep 0.1; done; "
             f"echo '{name} did not stay up'; tail -n 15 {svc['log']} 2>/dev/null; exit 1")
 
 
@@ -184,7 +192,8 @@ class Probe:
 
 def probe_script(steps: list[Step]) -> tuple[str, list[str]]:
     """Shell that reports, for these steps, what the host has: one dpkg-query, one stat and one sha256sum for
-    all paths (few processes: on a busy machine each one counts). Returns (script, paths it asks about)."""
+    all paths, daemons by shell builtins (few processes: on a busy machine each one counts). Returns (script,
+    paths it asks about)."""
     lines = []
     packages = sorted({p for st in steps if st.action == "packages" for p in st.args})
     if packages:
@@ -195,14 +204,17 @@ def probe_script(steps: list[Step]) -> tuple[str, list[str]]:
     if paths:
         lines.append("stat -c '@@stat %U %G %a %n' -- " + " ".join(shlex.quote(p) for p in paths) + " 2>/dev/null")
     if files:
-        lines.append("sha256sum -- " + " ".join(shlex.quote(p) for p in files)
-                     + " 2>/dev/null | while read -r sum name; do echo \"@@sha $sum $name\"; done")
+        lines.append("sha256sum -- " + " ".join(shlex.quote(p) for p in files) + " 2>/dev/null")  # "SUM  PATH"
     for st in steps:
         if st.action == "service":
             name = st.args["name"]
-            lines.append(f"if ({_running_check(name)}) >/dev/null 2>&1; then echo '@@svc {name} 1'; else echo '@@svc {name} 0'; fi")
+            lines.append(f"if {{ {_running_check(name)}; }} >/dev/null 2>&1; then echo '@@svc {name} 1'; "
+                         f"else echo '@@svc {name} 0'; fi")
     lines.append("true")
     return "\n".join(lines), paths
+
+
+_SHA_LINE = re.compile(r"([0-9a-f]{64})  (.+)")
 
 
 def parse_probe(text: str, paths: list[str]) -> Probe:
@@ -211,6 +223,9 @@ def parse_probe(text: str, paths: list[str]) -> Probe:
     wanted = set(paths)
     for line in text.splitlines():
         if not line.startswith("@@"):
+            sha = _SHA_LINE.fullmatch(line)  # sha256sum's own line
+            if sha and sha.group(2) in wanted:
+                probe.sha[sha.group(2)] = sha.group(1)
             continue
         tag = line.split(" ", 1)[0]
         if tag == "@@pkg" and line.endswith("install ok installed"):
@@ -219,10 +234,6 @@ def parse_probe(text: str, paths: list[str]) -> Probe:
             parts = line.split(" ", 4)
             if len(parts) == 5 and parts[4] in wanted:
                 probe.stat[parts[4]] = (parts[1], parts[2], parts[3])
-        elif tag == "@@sha":
-            parts = line.split(" ", 2)
-            if len(parts) == 3 and parts[2] in wanted:
-                probe.sha[parts[2]] = parts[1]
         elif tag == "@@svc":
             parts = line.split()
             probe.running[parts[1]] = parts[2] == "1"

@@ -46,8 +46,9 @@ def up(computes: int, heads: int, name: str, cluster_file: Path | None, gpus_per
     """Create the hosts, start their sshd and write the cluster file.
 
     A failed `up` removes what it made; `local down` removes the cluster file too. The key pair,
-    known_hosts and per-node files live in /var/lib/slurmkit/local/NAME; its `shared/` directory is the
-    same path on every node. Node names resolve (inside the cluster) to their private addresses.
+    known_hosts and per-node files live in /var/lib/slurmkit/local/NAME, a tmpfs mounted by `up` (a local
+    cluster does not outlive a reboot; `down` unmounts it); its `shared/` directory is the same path on every
+    node. Node names resolve (inside the cluster) to their private addresses.
     """
     from slurmkit.local import cluster as lc
 

@@ -7,7 +7,8 @@ Layout on the machine, for a cluster NAME with H heads and N computes:
   it, so a direct connection from the machine fails at once). No default route anywhere, no forwarding.
 - one "host" per node: a holder process (``sleep``) owning a network, UTS and mount namespace; its sshd and
   every daemon started from an SSH session run in those namespaces.
-- a state directory ``/var/lib/slurmkit/local/NAME`` holding the key pair, known_hosts, ``state.json`` and
+- a state directory ``/var/lib/slurmkit/local/NAME`` (a tmpfs of its own where the machine allows: the cluster
+  ends with its namespaces, at the latest on a reboot) holding the key pair, known_hosts, ``state.json`` and
   one directory per node whose subdirectories are bind-mounted over the node's /etc/slurm, /run, ... so that
   Slurm's and munge's default paths are private to each node; ``shared/`` is the same directory on every node.
 
@@ -533,6 +534,7 @@ def up(plan: Plan, cluster_file: Path) -> Timings:
         t = now
 
     plan.state_path.mkdir(parents=True)
+    netns.mount_tmpfs(plan.state_path)  # where it cannot be mounted, the cluster lives on the disk, slower
     os.chmod(plan.state_path, 0o755)  # slurmctld runs as SlurmUser and needs to reach shared/slurmctld
     state = State(plan)
     state.save()
@@ -701,6 +703,7 @@ def down(name: str, state: State | None = None, state_root: Path = STATE_ROOT) -
                 break
     state_dir = state_root / name
     if state_dir.exists():
+        netns.unmount(state_dir)  # the tmpfs `up` mounted there, with everything in it
         shutil.rmtree(state_dir)
         removed.append(str(state_dir))
     if state_root == DEFAULT_STATE_ROOT:

@@ -167,6 +167,25 @@ def generate_keys(keys: Mapping[Path, str]) -> None:
         Path(f"{path}.pub").write_bytes(public + b" " + comment.encode() + b"\n")
 
 
+def mount_tmpfs(path: Path) -> bool:
+    """Mount a tmpfs on ``path`` (an empty directory); False where this machine does not allow it.
+
+    A local cluster lives as long as its namespaces, which a reboot ends: its thousands of small files (each
+    node's /etc, /run, /var, logs, spool) belong in memory. On this project's machines a mkdir and a small file
+    cost ~1 ms on the disk and ~20 us on a tmpfs, which made `local up` and every node's writes disk-bound."""
+    proc = subprocess.run([_bin("mount"), "-t", "tmpfs", "-o", "mode=0755", "slurmkit-local", str(path)],
+                          capture_output=True, text=True)
+    return proc.returncode == 0
+
+
+def unmount(path: Path) -> None:
+    """Unmount ``path`` if it is a mount point (lazily when something still holds it)."""
+    if not os.path.ismount(path):
+        return
+    if subprocess.run([_bin("umount"), str(path)], capture_output=True).returncode != 0:
+        _run([_bin("umount"), "--lazy", str(path)])
+
+
 def holder_script(hostname: str, mounts: list[Mount]) -> str:
     """The shell a holder runs inside its new namespaces before it sleeps. Pure."""
     lines = ["set -e", f"printf '%s\\n' {shlex.quote(hostname)} > /proc/sys/kernel/hostname"]

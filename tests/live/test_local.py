@@ -181,6 +181,8 @@ def _leftovers(name: str, plan: lc.Plan) -> list[str]:
     left += [str(p) for p in (Path(plan.state_dir), Path(f"/dev/slurmkit/{name}")) if p.exists()]
     left += [str(n) for n in netns.routes() if str(n) == plan.private_subnet]
     left += list(netns.node_processes(__import__("re").compile(rf"{name}-(head|node)-\d+")))
+    with open("/proc/self/mounts") as f:  # the tmpfs `up` mounts on the state directory
+        left += [line.split()[1] for line in f if line.split()[1].startswith(str(plan.state_dir))]
     return left
 
 
@@ -192,6 +194,7 @@ def test_down_removes_everything_and_twice_is_fine(tmp_path):
         plan = c.state.plan
         holders = list(c.state.holders.values())
         sshds = [int((plan.node_dir(n.name) / "run" / "sshd.pid").read_text()) for n in plan.nodes]
+        assert os.path.ismount(plan.state_dir)  # the cluster's files live on a tmpfs of their own
         # a process started from an SSH session outlives the session...
         r = c.ssh(plan.computes[0].private_address, "sleep 600 </dev/null >/dev/null 2>&1 & echo $!")
         assert r.returncode == 0, r.stderr

@@ -53,10 +53,10 @@ def test_probe_script_covers_every_check_and_parses_back():
     assert "/etc/slurm/slurm.conf" in paths and "'/shared/state dir'" in script  # quoted, spaces and all
     text = ("@@pkg munge install ok installed\n@@pkg slurm-wlm deinstall ok config-files\n"
             "@@stat root root 644 /etc/slurm/slurm.conf\n@@stat slurm slurm 700 /shared/state dir\n"
-            "@@sha abc123 /etc/slurm/slurm.conf\n@@svc munge 1\n@@svc slurmd 0\n")
+            + "ab" * 32 + "  /etc/slurm/slurm.conf\n@@svc munge 1\n@@svc slurmd 0\n")
     probe = parse_probe(text, paths)
     assert probe.installed == {"munge"}
-    assert probe.stat["/etc/slurm/slurm.conf"] == ("root", "root", "644") and probe.sha["/etc/slurm/slurm.conf"] == "abc123"
+    assert probe.stat["/etc/slurm/slurm.conf"] == ("root", "root", "644") and probe.sha["/etc/slurm/slurm.conf"] == "ab" * 32
     assert probe.stat["/shared/state dir"] == ("slurm", "slurm", "700")  # a name with a space
     assert probe.stat.get("/etc/munge/munge.key") is None  # not reported: missing
     assert probe.running == {"munge": True, "slurmd": False}
