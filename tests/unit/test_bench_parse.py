@@ -346,3 +346,54 @@ def test_collective_from_the_binary_name_on_the_command_line():
     command = ">    /opt/src/nccl-tests/build/all_reduce_perf -b 8 -e 8G -f 2 -g 1"
     (run,) = parse_text(command + "\n\n" + F10.read_text(), "x")
     assert run.collective == "all_reduce" and len(run.rows) == 31
+
+
+# --- the block fast path reads what the line-by-line path reads ---------------------------------------------
+
+
+def _line_by_line(text: str, monkeypatch) -> list[Run]:
+    """parse_text with the block readers switched off: every line goes through _Parser.feed."""
+    from slurmkit.bench import parse as mod
+
+    with monkeypatch.context() as m:
+        m.setattr(mod._Parser, "read_rows", lambda self, start, pos: (start, pos))
+        m.setattr(mod._Parser, "read_quiet", lambda self, start, pos: (start, pos))
+        return parse_text(text, "x")
+
+
+def _variants(path: Path) -> list[str]:
+    """A fixture as it is, with its rows' srun labels on every other line only, and with a float token that
+    float() refuses ("1.2.3") in the middle of a table (both read by the fallback paths)."""
+    text = path.read_text()
+    lines = text.split("\n")
+    mixed = [ln[3:] if ln.startswith("0: ") and i % 2 else ln for i, ln in enumerate(lines)]
+    bad = list(lines)
+    rows = [i for i, ln in enumerate(lines) if ln.strip()[:1].isdigit() and len(ln.split()) > 8]
+    if rows:
+        i = rows[len(rows) // 2]
+        parts = bad[i].rsplit(".", 1)
+        bad[i] = parts[0] + ".2.3" + parts[1][1:] if len(parts) == 2 else bad[i]
+    return [text, "\n".join(mixed), "\n".join(bad)]
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.txt")), ids=lambda p: p.name[:8])
+def test_block_reading_equals_line_by_line_reading(path, monkeypatch):
+    for text in _variants(path):
+        fast, slow = parse_text(text, "x"), _line_by_line(text, monkeypatch)
+        assert [(r.collective, r.nranks, r.hosts, r.avg_busbw_gbps, r.rows, r.errors) for r in fast] == \
+               [(r.collective, r.nranks, r.hosts, r.avg_busbw_gbps, r.rows, r.errors) for r in slow]
+        assert sum(len(r.rows) for r in fast) > 0 or all(r.errors for r in fast)
+
+
+def test_parsing_leaves_the_garbage_collector_as_it_was():
+    import gc
+
+    assert gc.isenabled()
+    parse_text(F10.read_text(), "x")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        parse_text(F10.read_text(), "x")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
