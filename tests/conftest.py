@@ -12,6 +12,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
+HARDWARE = FIXTURES / "hardware"
+
+
+def hardware_fixture(name: str) -> str:
+    """A captured hardware output (tests/fixtures/hardware), as captured: newline="" keeps CRLF line ends."""
+    with open(HARDWARE / name, encoding="utf-8", newline="") as fh:
+        return fh.read()
 
 
 def run_slurmkit(*args: str, cwd: str | os.PathLike | None = None, env: dict | None = None, timeout: float = 120,

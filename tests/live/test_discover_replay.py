@@ -22,14 +22,14 @@ from pathlib import Path
 import pytest
 
 from slurmkit import hostlist
+from tests.conftest import HARDWARE
 from tests.live.localcluster import local_cluster
 from tests.live.replay import replay
 
 pytestmark = pytest.mark.live
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hardware"
-TOPO = (FIXTURES / "topo-05-h100-11nic-ansi-legend-gap-violet-h100-023.txt").read_text()
-IBSTAT = (FIXTURES / "ibstat-04-h100-8cx7-plus-bf3-9hca.txt").read_text()
+TOPO = (HARDWARE / "topo-05-h100-11nic-ansi-legend-gap-violet-h100-023.txt").read_text()
+IBSTAT = (HARDWARE / "ibstat-04-h100-8cx7-plus-bf3-9hca.txt").read_text()
 # GPU k -> its PIX HCA in topo-05 (GPU7: none PIX, mlx5_8 is PXB), read from the fixture
 RAIL_HCAS = ["mlx5_0", "mlx5_1", "mlx5_2", "mlx5_3", "mlx5_6", "mlx5_7", "mlx5_8", "mlx5_8"]
 HW_KEYS = ("sockets", "cores_per_socket", "threads_per_core", "memory_mb")

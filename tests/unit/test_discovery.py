@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
@@ -25,12 +24,7 @@ from slurmkit.errors import CommandError, SlurmkitError
 from slurmkit.facts import parse_nvsmi_list, parse_nvsmi_query
 from slurmkit.render import render_cluster
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hardware"
-
-
-def fixture(name: str) -> str:
-    with open(FIXTURES / name, encoding="utf-8", newline="") as fh:
-        return fh.read()
+from tests.conftest import hardware_fixture as fixture
 
 
 def record(host: str, **outputs: str) -> dict:

@@ -1,12 +1,4 @@
-from pathlib import Path
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hardware"
-
-
-def fixture(name: str) -> str:
-    # newline="" keeps CRLF line ends as captured
-    with open(FIXTURES / name, encoding="utf-8", newline="") as fh:
-        return fh.read()
+from tests.conftest import HARDWARE as FIXTURES, hardware_fixture as fixture
 
 
 from slurmkit.facts import parse_ibdev2netdev, parse_ibstat, parse_ibstatus, parse_sysfs_ib

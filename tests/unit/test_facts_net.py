@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -21,12 +20,7 @@ from slurmkit.facts import (
     route_to_host_command,
 )
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hardware"
-
-
-def fixture(name: str) -> str:
-    with open(FIXTURES / name, encoding="utf-8", newline="") as fh:
-        return fh.read()
+from tests.conftest import hardware_fixture as fixture
 
 
 def test_ip_addr_devvm_bridges():

@@ -15,7 +15,7 @@ import pytest
 
 from slurmkit.jobs import JobSpecError, build_job, decide_retry, run_with_retries
 from slurmkit.slurm.parsers import Controller, JobInfo, NodeInfo
-from tests.conftest import ROOT
+from tests.conftest import HARDWARE, ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "sbatch"
 CASES = {
@@ -282,7 +282,7 @@ def _cached_cluster(tmp_path, partitions: str) -> None:
     from slurmkit.discovery import CommandOutput, facts_record
     from slurmkit.facts_cache import write_facts
 
-    fx = ROOT / "tests" / "fixtures" / "hardware"
+    fx = HARDWARE
     (tmp_path / "cluster.yaml").write_text(
         "cluster: c\nssh: {user: root}\nheads: {names: head-1, addresses: 10.167.186.11}\nnodes:\n"
         "  - {names: 'cpu-[1-2]', addresses: '10.167.187.[11-12]'}\n  - {names: gpu-1, addresses: 10.167.187.1}\n"
