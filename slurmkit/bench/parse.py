@@ -123,7 +123,11 @@ _ELISION_RE = re.compile(r"^(?:\.{3,}|\u2026)$")
 _DEBUG_TAIL_RE = re.compile(r":\d+:\d+ \[\d+\] (?:\S+:\d+ )?NCCL (?:INFO|WARN|TRACE|ERROR|ABORT)\b")
 # A line that is one NCCL debug message and nothing else (the host name, then the tail above): the most frequent
 # line of a log run with NCCL_DEBUG=INFO, skipped without the search below when it holds no tag and no failure.
-_DEBUG_LINE_RE = re.compile(r"\s*(?:[0-9]+: )?[A-Za-z][A-Za-z0-9_.\-]*" + _DEBUG_TAIL_RE.pattern)
+# The patterns of whole lines spell spaces ``[^\S\n]`` so that none spans two lines (the fast path below matches
+# blocks of lines).
+_SP = r"[^\S\n]"
+_DEBUG_LINE = rf"{_SP}*(?:[0-9]+: )?[A-Za-z][A-Za-z0-9_.\-]*{_DEBUG_TAIL_RE.pattern}[^\n]*"
+_DEBUG_LINE_RE = re.compile(_DEBUG_LINE)
 _FAIL_TAIL_RE = re.compile(r"Test (?:NCCL |CUDA )?failure\b")
 _PID_PREFIX_RE = re.compile(r" ?\.\. [\w.\-]+ pid \d+: $")  # TESTCHECK's " .. host pid 123: Test failure"
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -172,9 +176,6 @@ _RANK_RE = re.compile(r"^#\s*Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?Pid\s+\d+\s+on\s+
 # such run is matched by one regex over the text (``(?:LINE\n)+``) and its values taken by one ``findall``: no
 # Python code per line. A block never includes a line holding a tag, a test failure (or, for rank lines, a NCCL
 # message): such a line ends the block and goes to _Parser.feed, like every line the fast path cannot read.
-# The patterns spell spaces ``[^\S\n]`` so that none spans two lines.
-_SP = r"[^\S\n]"
-_DEBUG_LINE = rf"{_SP}*(?:[0-9]+: )?[A-Za-z][A-Za-z0-9_.\-]*{_DEBUG_TAIL_RE.pattern}[^\n]*"
 _EMPTY_LINE = rf"{_SP}*(?:\d+: )?{_SP}*"  # feed() skips it without a trace
 _BARE_LINE = rf"{_SP}*(?:\d+: )?{_SP}*#{_SP}*"  # a bare "#": nothing to read, but it ends a row cut in pieces
 _RANK_LINE = (
@@ -289,7 +290,7 @@ def _convert_all(tokens: list[str], specs: list[Spec]) -> list[Any] | None:
     return values
 
 
-# The fast path reads a whole row with one regex and converts its values a column at a time. It takes the forms
+# The fast path reads a block of rows with one regex and converts their values a column at a time. It takes the forms
 # nccl-tests prints (space-separated, no exponent, no sign but "-"), each a subset of what _convert accepts and
 # converted to the same value: a float token is digits and dots, and float() refuses the ones _FLOAT_RE would
 # ("1.2.3", "."), sending the row to the slow path. Rarer forms ("inf", "+1", tabs, "1.04858e+06" under #wrong)
@@ -315,7 +316,7 @@ def _floats(tokens: list[str]) -> list[float]:
 
 
 def _words(tokens: list[str]) -> list[str]:
-    return list(tokens)
+    return tokens  # a column of its own already (a slice, or a list of captured tokens)
 
 
 def _na_or_ints(tokens: list[str]) -> list[int | None]:
