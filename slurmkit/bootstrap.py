@@ -18,6 +18,7 @@ from typing import Callable
 from slurmkit.cluster import Cluster, Host
 from slurmkit.provision import (
     NODE_REASON_CONFIG,
+    SLURM,
     HostReport,
     load_playbooks,
     apply_playbooks,
@@ -25,8 +26,6 @@ from slurmkit.provision import (
     slurm_conf_action,
 )
 from slurmkit.render import HardwareSource, render_cluster
-
-SLURM = "SLURM_CONF=/etc/slurm/slurm.conf"
 
 
 def state_dir(cluster_file: Path) -> Path:

@@ -824,6 +824,7 @@ SLURM_COMMANDS = {
 
 
 def _collect_slurm(conn) -> tuple[SlurmEvidence, dict[str, str]]:
+    from slurmkit.provision import SLURM
     from slurmkit.slurm.parsers import parse_scontrol_nodes, parse_scontrol_ping
 
     files, results = {}, {}
@@ -833,7 +834,7 @@ def _collect_slurm(conn) -> tuple[SlurmEvidence, dict[str, str]]:
             # No controller answers: each further command would only wait out its own timeout.
             files[name] = f"$ {cmd}\n(not run: no slurmctld answers `scontrol ping`)\n"
             continue
-        r = conn.run(f"SLURM_CONF=/etc/slurm/slurm.conf {cmd}", check=False, timeout=90)
+        r = conn.run(f"{SLURM} {cmd}", check=False, timeout=90)
         results[name] = r
         files[name] = f"$ {cmd}\n{r.stdout}{r.stderr}" + (f"[exit {r.exit_code}]\n" if not r.ok else "")
     ping = results["scontrol-ping.txt"]

@@ -119,6 +119,9 @@ class HostReport:
 # Services: systemd where the host runs it; otherwise (containers, the local cluster) started directly and
 # tracked by pid file. Debian's packages install all three daemons under /usr/sbin.
 
+# Every Slurm command run on a host names its configuration (without one, Slurm may look for a config server).
+SLURM = "SLURM_CONF=/etc/slurm/slurm.conf"
+
 SERVICES: dict[str, dict[str, str]] = {
     "munge": {"unit": "munge", "pidfile": "/run/munge/munged.pid", "start": "runuser -u munge -- /usr/sbin/munged",
               "comm": "munged", "log": "/var/log/munge/munged.log"},
@@ -127,7 +130,7 @@ SERVICES: dict[str, dict[str, str]] = {
     # up to 3 s, for `scontrol ping` to find a controller up, then starts slurmd either way.
     "slurmd": {"unit": "slurmd", "pidfile": "/run/slurmd.pid", "start": "/usr/sbin/slurmd", "comm": "slurmd",
                "log": "/var/log/slurm/slurmd.log",
-               "before": "for i in $(seq 30); do SLURM_CONF=/etc/slurm/slurm.conf scontrol ping >/dev/null 2>&1 "
+               "before": f"for i in $(seq 30); do {SLURM} scontrol ping >/dev/null 2>&1 "
                          "&& break; sleep 0.1; done"},
     "slurmctld": {"unit": "slurmctld", "pidfile": "/run/slurmctld.pid", "start": "/usr/sbin/slurmctld",
                   "comm": "slurmctld", "log": "/var/log/slurm/slurmctld.log"},
