@@ -23,6 +23,7 @@ from __future__ import annotations
 import gc
 import math
 import re
+from bisect import bisect_left
 from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,23 +170,38 @@ def _find_noise(text: str) -> tuple[int, bool] | None:
 
 # 2.13+: "#  Rank  0 Group  0 Pid 123 on host device  0 [0000:1b:00] NAME"; before: "#   Rank  0 Pid 123 on host
 # device  0 [0x1b] NAME". A rank line may be cut with "..." when one process prints too many.
-_RANK_RE = re.compile(r"^#\s*Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?Pid\s+\d+\s+on\s+(\S+)")
+_RANK_RE = re.compile(r"Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?Pid\s+\d+\s+on\s+(\S+)")
 
 # --- the fast path: blocks of lines read by one regex over the text ------------------------------------------
-# Most lines of a log are rows, rank lines, NCCL debug lines and blank ones, in runs of consecutive lines. Each
-# such run is matched by one regex over the text (``(?:LINE\n)+``) and its values taken by one ``findall``: no
-# Python code per line. A block never includes a line holding a tag, a test failure (or, for rank lines, a NCCL
-# message): such a line ends the block and goes to _Parser.feed, like every line the fast path cannot read.
+# Most lines of a log are rows, header lines, NCCL debug lines and blank ones, in runs of consecutive lines. Each
+# such run is matched by one regex over the text (``(?:LINE\n)+``): a block of rows is then read a column at a time
+# with no Python code per row, a block of the others line by line without feed()'s checks. A block never includes
+# a line holding a tag or a test failure (or, for a header line, a NCCL message): such a line ends the block and
+# goes to _Parser.feed, like every line the fast path cannot read.
 _EMPTY_LINE = rf"{_SP}*(?:\d+: )?{_SP}*"  # feed() skips it without a trace
-_BARE_LINE = rf"{_SP}*(?:\d+: )?{_SP}*#{_SP}*"  # a bare "#": nothing to read, but it ends a row cut in pieces
-_RANK_LINE = (
-    rf"{_SP}*(?:\d+: )?{_SP}*#{_SP}*Rank(?![^\n]*NCCL){_SP}+(\d+){_SP}+(?:Group{_SP}+\d+{_SP}+)?Pid{_SP}+\d+{_SP}+on{_SP}+(\S+)"
-    r"[^\n]*"
+_BARE_LINE = rf"{_SP}*(?:\d+: )?{_SP}*#{_SP}*"  # a bare "#": nothing to read, but a line of the run
+
+
+def _rank_line(capture: bool) -> str:
+    """A rank line with no NCCL message glued to it; with ``capture``, its rank and host are groups 1 and 2."""
+    g = "(" if capture else "(?:"
+    return (
+        rf"{_SP}*(?:\d+: )?{_SP}*#{_SP}*Rank(?![^\n]*NCCL){_SP}+{g}\d+){_SP}+(?:Group{_SP}+\d+{_SP}+)?"
+        rf"Pid{_SP}+\d+{_SP}+on{_SP}+{g}\S+)[^\n]*"
+    )
+
+
+_RANK_EACH_RE = re.compile(_rank_line(capture=True) + "\n")
+# read_blocks' scanner (after a table's rows, see _RowReader.scan): each match is a block of lines that need no reading (NCCL debug lines and bare "#"), a
+# block of empty lines, a block of rank lines, or one header line ("#" and its body). It runs up to the first line
+# holding a tag or a test failure, and stops at any other line (a row, a tagged line): feed() reads that one.
+_QUIET_SCAN_RE = re.compile(
+    rf"(?P<skip>(?:(?:{_DEBUG_LINE}|{_BARE_LINE})\n)+)"
+    rf"|(?P<ranks>(?:{_rank_line(capture=False)}\n)+)"
+    rf"|{_SP}*(?:\d+: )?{_SP}*#(?P<header>[^\n]*)\n"
+    rf"|(?P<empty>(?:{_EMPTY_LINE}\n)+)"
 )
-# Lines that only skip or only add a rank, in a block. A rank line with a NCCL message glued to it is feed()'s.
-_QUIET_RE = re.compile(rf"(?:(?:{_DEBUG_LINE}|{_RANK_LINE}|{_BARE_LINE}|{_EMPTY_LINE})\n)+")
 _QUIET_PENDING_RE = re.compile(rf"(?:(?:{_DEBUG_LINE}|{_EMPTY_LINE})\n)+")  # while a row waits for its end
-_RANK_EACH_RE = re.compile(rf"^{_RANK_LINE}$", re.MULTILINE)
 _EMPTY_LINE_RE = re.compile(_EMPTY_LINE)
 
 _OOB_RE = re.compile(r"Out of bounds values\s*:\s*(\d+)\s*(\w+)?")
@@ -254,6 +270,16 @@ def _columns_from_header(tokens: list[str]) -> list[Spec] | None:
     return specs
 
 
+@lru_cache(maxsize=64)
+def _table_of_header(body: str) -> tuple[tuple[Spec, ...], _RowReader] | None:
+    """The column specs and row reader of a header line's ``body`` (after "#"), or None when it is no column
+    header. Cached: every run of a log prints the same header."""
+    if "time" not in body:  # the header has a time or cputime column; skips most header lines cheaply
+        return None
+    specs = _columns_from_header(body.split())
+    return None if specs is None else (tuple(specs), _row_reader(tuple(specs)))
+
+
 def _convert(token: str, kind: str) -> tuple[bool, Any]:
     if kind == "float":
         return (True, float(token)) if _FLOAT_RE.fullmatch(token) else (False, None)
@@ -277,7 +303,7 @@ def _convert(token: str, kind: str) -> tuple[bool, Any]:
     return True, None  # "any": a column that is not kept
 
 
-def _convert_all(tokens: list[str], specs: list[Spec]) -> list[Any] | None:
+def _convert_all(tokens: list[str], specs: tuple[Spec, ...]) -> list[Any] | None:
     """Converted values of ``tokens`` (at most len(specs)), or None if one does not fit its column."""
     if len(tokens) > len(specs):
         return None
@@ -353,6 +379,7 @@ class _RowReader:
     ntokens: int
     kept: tuple[tuple[int, Any], ...]
     slots: tuple[int | None, ...]
+    scan: re.Pattern[str]  # _QUIET_SCAN_RE with a first alternative: a block of rows (group "rows")
 
     def _rows(self, columns: list[list[Any]]) -> list[Row]:
         blank = repeat(None)
@@ -403,7 +430,7 @@ def _row_reader(specs: tuple[Spec, ...]) -> _RowReader:
     block = f"(?:{head}{' +'.join(plain)}{tail}\n)+"
     slots = tuple(index.get(f) for f in _ROW_FIELD_ORDER)
     return _RowReader(re.compile(row), re.compile(r"(?: *[0-9]+: )?" + row), re.compile(block), len(specs),
-                      tuple(kept), slots)
+                      tuple(kept), slots, re.compile(f"(?P<rows>{block})|{_QUIET_SCAN_RE.pattern}"))
 
 
 # --- the parser ----------------------------------------------------------------------------------------------
@@ -414,17 +441,27 @@ class _RunState:
     run: Run
     phase: int = _P_NONE
     closed: bool = False
-    columns: list[Spec] | None = None
+    columns: tuple[Spec, ...] | None = None
     reader: _RowReader | None = None
     ranks: dict[int, str] = field(default_factory=dict)
     last_line: int = 0
+
+
+def _positions(text: str, word: str) -> list[int]:
+    """Where ``word`` occurs in ``text``, in order."""
+    found = []
+    k = text.find(word)
+    while k != -1:
+        found.append(k)
+        k = text.find(word, k + 1)
+    return found
 
 
 class _Parser:
     def __init__(self, source: str, text: str):
         self.source = source
         self.text = text
-        self.lines = text.split("\n")
+        self.stops = sorted(_positions(text, "failure") + _positions(text, "<std"))  # see _stop
         self.states: list[_RunState] = []
         self.hint: str | None = None  # a collective named by a binary path seen outside a run's header
         self.pending: list[str] = []  # tokens of a row printed in pieces
@@ -463,66 +500,100 @@ class _Parser:
 
     # lines
 
-    def _block_end(self, pos: int, end: int, stops: tuple[str, ...]) -> int:
-        """``end``, or the start of the first line in text[pos:end] that holds one of ``stops``."""
-        for word in stops:
-            k = self.text.find(word, pos, end)
-            if k != -1:
-                end = max(pos, self.text.rfind("\n", pos, k) + 1)
-        return end
-
-    def read_rows(self, start: int, pos: int) -> tuple[int, int]:
-        """Read the block of complete rows of the current table that starts at line ``start`` (at ``pos`` in the
-        text); the index and text position of the first line after them."""
+    def _table(self) -> _RowReader | None:
+        """The reader of the rows the current run takes now, or None when it takes none."""
         st = self.cur
-        if st is None or st.reader is None or st.closed or st.phase not in _TABLE_PHASES or self.pending:
-            return start, pos
-        m = st.reader.block.match(self.text, pos)
-        if m is None:
-            return start, pos
-        end = self._block_end(pos, m.end(), ("failure",))
-        count = self.text.count("\n", pos, end)
-        if not count:
-            return start, pos
+        if st is None or st.reader is None or st.closed or st.phase not in _TABLE_PHASES:
+            return None
+        return st.reader
+
+    def _stop(self, pos: int) -> int:
+        """Where the first line at or after ``pos`` that holds a tag or a test failure starts (or the text's end)."""
+        i = bisect_left(self.stops, pos)
+        if i == len(self.stops):
+            return len(self.text)
+        return max(pos, self.text.rfind("\n", pos, self.stops[i]) + 1)
+
+    def _take_rows(self, reader: _RowReader, start: int, pos: int, end: int) -> tuple[int, int]:
+        """Add the rows of text[pos:end] (complete rows, from line ``start``) to the current run; how many lines
+        were taken and where they end. A float token float() refuses ends them early (feed() reads that line)."""
+        st = self.cur
+        assert st is not None
         try:
-            rows = st.reader.rows_of_block(self.text[pos:end])
-        except ValueError:  # a float token like "1.2.3": keep the rows before it, leave it to feed()
-            rows = []
-            for line in self.lines[start : start + count]:
-                row = st.reader.read_groups(st.reader.line.fullmatch(line).groups())  # type: ignore[union-attr]
+            rows = reader.rows_of_block(self.text[pos:end])
+        except ValueError:  # a float token like "1.2.3": keep the rows before it
+            lines, rows, end = self.text[pos : end - 1].split("\n"), [], pos
+            for line in lines:
+                row = reader.read_groups(reader.line.fullmatch(line).groups())  # type: ignore[union-attr]
                 if row is None:
                     break
                 rows.append(row)
+                end += len(line) + 1
             if not rows:
-                return start, pos
-            end = pos + sum(len(line) + 1 for line in self.lines[start : start + len(rows)])
+                return 0, pos
         st.run.rows.extend(rows)
         st.phase = _P_ROWS
         st.last_line = start + len(rows)  # 1-based number of the last row
-        return start + len(rows), end
+        return len(rows), end
 
-    def read_quiet(self, start: int, pos: int) -> tuple[int, int]:
-        """Take the block of NCCL debug lines (skipped), blank lines and rank lines (read) from line ``start``
-        (at ``pos`` in the text) on, as :meth:`feed` would; the index and text position of the line after."""
+    def read_blocks(self, start: int, pos: int) -> tuple[int, int]:
+        """Read the blocks of lines from line ``start`` (at ``pos`` in the text) on, as :meth:`feed` would read
+        their lines: rows of the current table, NCCL debug lines (skipped), empty lines, header lines. Returns the
+        index and text position of the first line left to feed()."""
+        if self.pending:
+            return self._read_pending(start, pos)
+        text, stop = self.text, self._stop(pos)
+        k, cur, reader = start, self.cur, self._table()  # k: the number of lines read before the current match
+        scan = (reader.scan if reader else _QUIET_SCAN_RE).scanner(text, pos, stop).match
+        while (m := scan()) is not None:
+            kind = m.lastgroup
+            if kind == "rows":
+                taken, pos = self._take_rows(reader, k, pos, m.end())  # type: ignore[arg-type]
+                k += taken
+                if pos != m.end():  # a refused float token
+                    break
+                continue
+            pos = m.end()
+            if kind == "header":
+                k += 1
+                body = m.group("header").strip()
+                if "NCCL" in body:  # a NCCL message glued to the line
+                    self.feed(k, text[m.start() : pos - 1])
+                else:
+                    self._header(k, body)
+            elif kind == "ranks":
+                ranks = self._at(_P_DEVICES, repeatable=True).ranks
+                for rank, host in _RANK_EACH_RE.findall(text, m.start(), pos):
+                    ranks.setdefault(int(rank), host)
+                k += text.count("\n", m.start(), pos)
+            else:
+                k += text.count("\n", m.start(), pos)
+                if kind == "empty":
+                    continue
+            if self.cur is not cur or kind != "skip":  # the table may have started, ended or changed
+                cur = self.cur
+                table = self._table()
+                if table is not reader:
+                    reader = table
+                    scan = (reader.scan if reader else _QUIET_SCAN_RE).scanner(text, pos, stop).match
+            if cur is not None:
+                cur.last_line = k
+        return k, pos
+
+    def _read_pending(self, start: int, pos: int) -> tuple[int, int]:
+        """read_blocks while a row printed in pieces waits for its end: NCCL debug and empty lines only (feed()
+        reads any other line, and says if it ends the row)."""
         text = self.text
-        m = (_QUIET_PENDING_RE if self.pending else _QUIET_RE).match(text, pos)
+        m = _QUIET_PENDING_RE.match(text, pos, self._stop(pos))
         if m is None:
             return start, pos
-        end = self._block_end(pos, m.end(), ("failure", "<std"))
-        if end == pos:
-            return start, pos
-        count = text.count("\n", pos, end)
-        found = _RANK_EACH_RE.findall(text, pos, end - 1) if not self.pending else None
-        if found:
-            ranks = self._at(_P_DEVICES, repeatable=True).ranks
-            for rank, host in found:
-                ranks.setdefault(int(rank), host)
+        lines = text[pos : m.end() - 1].split("\n")
         if self.cur is not None:  # feed() counts every line but empty ones as the run's
-            for k in range(start + count - 1, start - 1, -1):
-                if not _EMPTY_LINE_RE.fullmatch(self.lines[k]):
-                    self.cur.last_line = k + 1
+            for k in range(len(lines) - 1, -1, -1):
+                if not _EMPTY_LINE_RE.fullmatch(lines[k]):
+                    self.cur.last_line = start + k + 1
                     break
-        return start + count, end
+        return start + len(lines), m.end()
 
     def feed(self, lineno: int, line: str) -> None:
         if "NCCL" in line and _DEBUG_LINE_RE.match(line) and "failure" not in line and "<std" not in line:
@@ -550,7 +621,7 @@ class _Parser:
 
         if text.startswith("#"):
             self._flush_pending(f"line {lineno} is a header line")
-            self._header(lineno, text)
+            self._header(lineno, text[1:].strip())
         elif text:
             self._body(lineno, text)
 
@@ -560,12 +631,12 @@ class _Parser:
         if self.cur is not None:
             self.cur.last_line = lineno
 
-    def _header(self, lineno: int, text: str) -> None:
-        body = text[1:].strip()
+    def _header(self, lineno: int, body: str) -> None:
+        """Read a header line; ``body`` is what follows its "#", stripped."""
         if not body:
             return
         if body.startswith("Rank"):  # first: one per rank, the most frequent header line
-            m = _RANK_RE.match(text)
+            m = _RANK_RE.match(body)
             if m:
                 st = self._at(_P_DEVICES, repeatable=True)
                 st.ranks.setdefault(int(m.group(1)), m.group(2))
@@ -602,11 +673,10 @@ class _Parser:
         elif body.startswith("error:"):
             self._issue(self._any_run(), lineno, body)
         else:
-            specs = _columns_from_header(body.split())
-            if specs is not None:
+            table = _table_of_header(body)
+            if table is not None:
                 st = self._at(_P_COLUMNS)
-                st.columns = specs
-                st.reader = _row_reader(tuple(specs))
+                st.columns, st.reader = table
 
     def _body(self, lineno: int, text: str) -> None:
         st = self.cur
@@ -637,7 +707,7 @@ class _Parser:
 
     def _take(self, st: _RunState, tokens: list[str], lineno: int) -> bool:
         """Accept ``tokens`` as a row, or as the start of one; False if they fit neither."""
-        specs = st.columns or []
+        specs = st.columns or ()
         values = _convert_all(tokens, specs)
         if values is None:
             return False
@@ -676,15 +746,16 @@ def parse_text(text: str, source: str) -> list[Run]:
         gc.disable()
     try:
         parser = _Parser(source, text)
-        lines = parser.lines
         i = pos = 0  # the line to read next, and where it starts in the text
-        while i < len(lines):
-            j, pos = parser.read_quiet(*parser.read_rows(i, pos))
-            if j == i:
-                parser.feed(i + 1, lines[i])
-                pos += len(lines[i]) + 1
-                j += 1
-            i = j
+        size = len(text)
+        while pos < size:
+            j, after = parser.read_blocks(i, pos)
+            if j == i:  # a line the blocks do not take
+                end = text.find("\n", pos)
+                end = size if end == -1 else end
+                parser.feed(i + 1, text[pos:end])
+                j, after = i + 1, end + 1
+            i, pos = j, after
         return parser.finish()
     finally:
         if paused:

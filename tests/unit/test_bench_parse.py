@@ -352,12 +352,11 @@ def test_collective_from_the_binary_name_on_the_command_line():
 
 
 def _line_by_line(text: str, monkeypatch) -> list[Run]:
-    """parse_text with the block readers switched off: every line goes through _Parser.feed."""
+    """parse_text with the block reader switched off: every line goes through _Parser.feed."""
     from slurmkit.bench import parse as mod
 
     with monkeypatch.context() as m:
-        m.setattr(mod._Parser, "read_rows", lambda self, start, pos: (start, pos))
-        m.setattr(mod._Parser, "read_quiet", lambda self, start, pos: (start, pos))
+        m.setattr(mod._Parser, "read_blocks", lambda self, start, pos: (start, pos))
         return parse_text(text, "x")
 
 
