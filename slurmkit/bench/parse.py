@@ -127,7 +127,7 @@ _DEBUG_TAIL_RE = re.compile(r":\d+:\d+ \[\d+\] (?:\S+:\d+ )?NCCL (?:INFO|WARN|TR
 # The patterns of whole lines spell spaces ``[^\S\n]`` so that none spans two lines (the fast path below matches
 # blocks of lines).
 _SP = r"[^\S\n]"
-_DEBUG_LINE = rf"{_SP}*(?:[0-9]+: )?[A-Za-z][A-Za-z0-9_.\-]*{_DEBUG_TAIL_RE.pattern}[^\n]*"
+_DEBUG_LINE = rf"{_SP}*+(?:[0-9]++: )?[A-Za-z][A-Za-z0-9_.\-]*+{_DEBUG_TAIL_RE.pattern}[^\n]*+"
 _DEBUG_LINE_RE = re.compile(_DEBUG_LINE)
 _FAIL_TAIL_RE = re.compile(r"Test (?:NCCL |CUDA )?failure\b")
 _PID_PREFIX_RE = re.compile(r" ?\.\. [\w.\-]+ pid \d+: $")  # TESTCHECK's " .. host pid 123: Test failure"
@@ -178,16 +178,16 @@ _RANK_RE = re.compile(r"Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?Pid\s+\d+\s+on\s+(\S+)
 # with no Python code per row, a block of the others line by line without feed()'s checks. A block never includes
 # a line holding a tag or a test failure (or, for a header line, a NCCL message): such a line ends the block and
 # goes to _Parser.feed, like every line the fast path cannot read.
-_EMPTY_LINE = rf"{_SP}*(?:\d+: )?{_SP}*"  # feed() skips it without a trace
-_BARE_LINE = rf"{_SP}*(?:\d+: )?{_SP}*#{_SP}*"  # a bare "#": nothing to read, but a line of the run
+_EMPTY_LINE = rf"{_SP}*+(?:\d++: )?{_SP}*+"  # feed() skips it without a trace
+_BARE_LINE = rf"{_SP}*+(?:\d++: )?{_SP}*+#{_SP}*+"  # a bare "#": nothing to read, but a line of the run
 
 
 def _rank_line(capture: bool) -> str:
     """A rank line with no NCCL message glued to it; with ``capture``, its rank and host are groups 1 and 2."""
     g = "(" if capture else "(?:"
     return (
-        rf"{_SP}*(?:\d+: )?{_SP}*#{_SP}*Rank(?![^\n]*NCCL){_SP}+{g}\d+){_SP}+(?:Group{_SP}+\d+{_SP}+)?"
-        rf"Pid{_SP}+\d+{_SP}+on{_SP}+{g}\S+)[^\n]*"
+        rf"{_SP}*+(?:\d++: )?{_SP}*+#{_SP}*+Rank(?![^\n]*NCCL){_SP}++{g}\d++){_SP}++(?:Group{_SP}++\d++{_SP}++)?"
+        rf"Pid{_SP}++\d++{_SP}++on{_SP}++{g}\S++)[^\n]*+"
     )
 
 
@@ -198,7 +198,7 @@ _RANK_EACH_RE = re.compile(_rank_line(capture=True) + "\n")
 _QUIET_SCAN_RE = re.compile(
     rf"(?P<skip>(?:(?:{_DEBUG_LINE}|{_BARE_LINE})\n)+)"
     rf"|(?P<ranks>(?:{_rank_line(capture=False)}\n)+)"
-    rf"|{_SP}*(?:\d+: )?{_SP}*#(?P<header>[^\n]*)\n"
+    rf"|{_SP}*+(?:\d++: )?{_SP}*+#(?P<header>[^\n]*+)\n"
     rf"|(?P<empty>(?:{_EMPTY_LINE}\n)+)"
 )
 _QUIET_PENDING_RE = re.compile(rf"(?:(?:{_DEBUG_LINE}|{_EMPTY_LINE})\n)+")  # while a row waits for its end
@@ -217,7 +217,7 @@ _TABLE_PHASES = (_P_COLUMNS, _P_ROWS)  # a run that takes rows
 
 _INT_RE = re.compile(r"[-+]?\d+")
 _FLOAT_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|(?i:[-+]?(?:inf|nan))")
-_WORD_RE = re.compile(r"[A-Za-z_][\w.\-]*")
+_WORD_RE = re.compile(r"[A-Za-z_][\w.\-]*+")
 
 # header token -> (Row field, kind). Old formats: "bytes N type op ... res" (NCCL 1), "error" (max error, 2.x
 # until #wrong replaced it).
@@ -323,12 +323,12 @@ def _convert_all(tokens: list[str], specs: tuple[Spec, ...]) -> list[Any] | None
 # fail the row's pattern and take the slow path too. An unkept column takes no ":" or "<", so a row matched in
 # full cannot hold a tag or a NCCL debug message; an srun label is matched (and dropped) before the row.
 _KIND_RE = {
-    "int": r"-?[0-9]+",
-    "float": r"-?[0-9.]+",
+    "int": r"-?[0-9]++",
+    "float": r"-?[0-9.]++",
     "word": _WORD_RE.pattern,
-    "wrong": r"[0-9]{1,15}|N/A",  # a whole number float() holds exactly, as _convert reads it
-    "error": r"N/A|-?[0-9.]+",
-    "any": r"[^\s:<]+",
+    "wrong": r"[0-9]{1,15}+|N/A",  # a whole number float() holds exactly, as _convert reads it
+    "error": r"N/A|-?[0-9.]++",
+    "any": r"[^\s:<]++",
 }
 _ROW_FIELD_ORDER = Row._fields
 
@@ -425,11 +425,11 @@ def _row_reader(specs: tuple[Spec, ...]) -> _RowReader:
             index[name] = len(kept)
         kept.append((position, _KIND_COLUMN[kind]))
         parts.append(f"({_KIND_RE[kind]})")
-    head, tail = r"(?: *[0-9]+: )? *(?=[0-9])", _SP + "*"  # a row starts with a digit (see _Parser._body)
-    row = r" *(?=[0-9])" + " +".join(parts) + tail
-    block = f"(?:{head}{' +'.join(plain)}{tail}\n)+"
+    head, tail = r"(?: *+[0-9]++: )? *+(?=[0-9])", _SP + "*+"  # a row starts with a digit (see _Parser._body)
+    row = r" *+(?=[0-9])" + " ++".join(parts) + tail
+    block = f"(?:{head}{' ++'.join(plain)}{tail}\n)+"
     slots = tuple(index.get(f) for f in _ROW_FIELD_ORDER)
-    return _RowReader(re.compile(row), re.compile(r"(?: *[0-9]+: )?" + row), re.compile(block), len(specs),
+    return _RowReader(re.compile(row), re.compile(r"(?: *+[0-9]++: )?" + row), re.compile(block), len(specs),
                       tuple(kept), slots, re.compile(f"(?P<rows>{block})|{_QUIET_SCAN_RE.pattern}"))
 
 
