@@ -346,6 +346,8 @@ def _words(tokens: list[str]) -> list[str]:
 
 
 def _na_or_ints(tokens: list[str]) -> list[int | None]:
+    if tokens.count("0") == len(tokens):  # #wrong: a column of zeros on a healthy cluster
+        return [0] * len(tokens)
     try:
         return list(map(int, tokens))
     except ValueError:  # "N/A" (-c 0)
@@ -368,18 +370,16 @@ _LABELS_RE = re.compile(r"^ *[0-9]+: ", re.MULTILINE)
 @dataclass(frozen=True)
 class _RowReader:
     """The fast path for the rows of one column layout. ``row`` matches a complete row (surrounding spaces
-    included) and captures the kept tokens; ``line`` is ``row`` after an optional srun label, for raw lines;
-    ``block`` (no groups) matches consecutive raw lines that are rows, each with its newline.
+    included) and captures the kept tokens; ``line`` is ``row`` after an optional srun label, for raw lines.
     ``kept`` has, for each captured token, its position in a row and its column reader; ``slots``, for each
     field of :class:`Row` in order, the index of its captured token or None."""
 
     row: re.Pattern[str]
     line: re.Pattern[str]
-    block: re.Pattern[str]
     ntokens: int
     kept: tuple[tuple[int, Any], ...]
     slots: tuple[int | None, ...]
-    scan: re.Pattern[str]  # _QUIET_SCAN_RE with a first alternative: a block of rows (group "rows")
+    scan: re.Pattern[str]  # _QUIET_SCAN_RE after two alternatives: blocks of rows, "rows" and "labelled"
 
     def _rows(self, columns: list[list[Any]]) -> list[Row]:
         blank = repeat(None)
@@ -390,9 +390,10 @@ class _RowReader:
         """The rows of the captured tokens of matched lines; ValueError if a float token is not a number."""
         return self._rows([read(list(tokens)) for (_, read), tokens in zip(self.kept, zip(*matched))])
 
-    def rows_of_block(self, block: str) -> list[Row]:
-        """The rows of a text ``block`` matched lines; ValueError if a float token is not a number."""
-        if ": " in block:
+    def rows_of_block(self, block: str, labelled: bool = False) -> list[Row]:
+        """The rows of a ``block`` of lines that ``scan`` matched as rows (``labelled``: some with an srun label);
+        ValueError if a float token is not a number."""
+        if labelled:
             block = _LABELS_RE.sub("", block)
         tokens = block.split()  # every row has ntokens (the block matched), so column j is tokens[j::ntokens]
         return self._rows([read(tokens[j :: self.ntokens]) for j, read in self.kept])
@@ -425,12 +426,13 @@ def _row_reader(specs: tuple[Spec, ...]) -> _RowReader:
             index[name] = len(kept)
         kept.append((position, _KIND_COLUMN[kind]))
         parts.append(f"({_KIND_RE[kind]})")
-    head, tail = r"(?: *+[0-9]++: )? *+(?=[0-9])", _SP + "*+"  # a row starts with a digit (see _Parser._body)
-    row = r" *+(?=[0-9])" + " ++".join(parts) + tail
-    block = f"(?:{head}{' ++'.join(plain)}{tail}\n)+"
+    label, start, tail = r"(?: *+[0-9]++: )", r" *+(?=[0-9])", _SP + "*+"  # a row starts with a digit (see _body)
+    row = start + " ++".join(parts) + tail
+    plain_row = start + " ++".join(plain) + tail
+    # rows without srun labels, then rows with a label on some lines: the first need no label removed
+    scan = f"(?P<rows>(?:{plain_row}\n)+)|(?P<labelled>(?:{label}?{plain_row}\n)+)|{_QUIET_SCAN_RE.pattern}"
     slots = tuple(index.get(f) for f in _ROW_FIELD_ORDER)
-    return _RowReader(re.compile(row), re.compile(r"(?: *+[0-9]++: )?" + row), re.compile(block), len(specs),
-                      tuple(kept), slots, re.compile(f"(?P<rows>{block})|{_QUIET_SCAN_RE.pattern}"))
+    return _RowReader(re.compile(row), re.compile(label + "?" + row), len(specs), tuple(kept), slots, re.compile(scan))
 
 
 # --- the parser ----------------------------------------------------------------------------------------------
@@ -514,13 +516,13 @@ class _Parser:
             return len(self.text)
         return max(pos, self.text.rfind("\n", pos, self.stops[i]) + 1)
 
-    def _take_rows(self, reader: _RowReader, start: int, pos: int, end: int) -> tuple[int, int]:
+    def _take_rows(self, reader: _RowReader, start: int, pos: int, end: int, labelled: bool) -> tuple[int, int]:
         """Add the rows of text[pos:end] (complete rows, from line ``start``) to the current run; how many lines
         were taken and where they end. A float token float() refuses ends them early (feed() reads that line)."""
         st = self.cur
         assert st is not None
         try:
-            rows = reader.rows_of_block(self.text[pos:end])
+            rows = reader.rows_of_block(self.text[pos:end], labelled)
         except ValueError:  # a float token like "1.2.3": keep the rows before it
             lines, rows, end = self.text[pos : end - 1].split("\n"), [], pos
             for line in lines:
@@ -547,8 +549,8 @@ class _Parser:
         scan = (reader.scan if reader else _QUIET_SCAN_RE).scanner(text, pos, stop).match
         while (m := scan()) is not None:
             kind = m.lastgroup
-            if kind == "rows":
-                taken, pos = self._take_rows(reader, k, pos, m.end())  # type: ignore[arg-type]
+            if kind == "rows" or kind == "labelled":
+                taken, pos = self._take_rows(reader, k, pos, m.end(), kind == "labelled")  # type: ignore[arg-type]
                 k += taken
                 if pos != m.end():  # a refused float token
                     break
@@ -635,42 +637,43 @@ class _Parser:
         """Read a header line; ``body`` is what follows its "#", stripped."""
         if not body:
             return
-        if body.startswith("Rank"):  # first: one per rank, the most frequent header line
+        c = body[0]  # compared first: cheaper than most startswith calls
+        if c == "R" and body.startswith("Rank"):  # first: one per rank, the most frequent header line
             m = _RANK_RE.match(body)
             if m:
                 st = self._at(_P_DEVICES, repeatable=True)
                 st.ranks.setdefault(int(m.group(1)), m.group(2))
-        elif body.startswith("nccl-tests version"):
+        elif c == "n" and body.startswith("nccl-tests version"):
             self._at(_P_VERSION)
-        elif body.startswith("Collective test starting:"):
+        elif c == "C" and body.startswith("Collective test starting:"):
             st = self._at(_P_BANNER)
             name = body.split(":", 1)[1].split()
             if name:
                 st.run.collective = re.sub(r"_perf(?:_mpi)?$", "", name[0])
-        elif body.startswith("nThread"):
+        elif c == "n" and body.startswith("nThread"):
             self._at(_P_PARAMS)
-        elif body.startswith("Using devices"):
+        elif c == "U" and body.startswith("Using devices"):
             self._at(_P_DEVICES)
         elif "out-of-place" in body and "in-place" in body:
             self._at(_P_TITLE)
-        elif body.startswith("Out of bounds values"):
+        elif c == "O" and body.startswith("Out of bounds values"):
             st = self._at(_P_FOOTER, repeatable=True)
             m = _OOB_RE.search(body)
             if m:
                 st.run.out_of_bounds = int(m.group(1))
                 if m.group(2) == "FAILED" or st.run.out_of_bounds > 0:
                     self._issue(st, lineno, body)
-        elif body.startswith("Avg bus bandwidth"):
+        elif c == "A" and body.startswith("Avg bus bandwidth"):
             st = self._at(_P_FOOTER, repeatable=True)
             m = _AVG_RE.search(body)
             if m and _FLOAT_RE.fullmatch(m.group(1)):
                 st.run.avg_busbw_gbps = float(m.group(1))
                 if m.group(2) == "FAILED":  # below the -C/--check_avg_bw threshold
                     self._issue(st, lineno, body)
-        elif body.startswith("Collective test concluded"):
+        elif c == "C" and body.startswith("Collective test concluded"):
             st = self._any_run()
             st.closed = True
-        elif body.startswith("error:"):
+        elif c == "e" and body.startswith("error:"):
             self._issue(self._any_run(), lineno, body)
         else:
             table = _table_of_header(body)
