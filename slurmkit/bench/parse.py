@@ -55,9 +55,11 @@ class LogReadError(SlurmkitError):
         super().__init__(f"{path}: {reason}")
 
 
-@dataclass(frozen=True)
-class ParseIssue:
-    """Something wrong found in a log: a test failure, a cut-off or unreadable row. ``line`` counts from 1."""
+class ParseIssue(NamedTuple):
+    """Something wrong found in a log: a test failure, a cut-off or unreadable row. ``line`` counts from 1.
+
+    A named tuple, like :class:`Row`: a failing job prints one failure line per rank, and a frozen dataclass's
+    ``__init__`` costs several times a tuple's."""
 
     line: int
     message: str
@@ -131,14 +133,12 @@ _DEBUG_LINE = rf"{_SP}*+(?:[0-9]++: )?[A-Za-z][A-Za-z0-9_.\-]*+{_DEBUG_TAIL_RE.p
 _DEBUG_LINE_RE = re.compile(_DEBUG_LINE)
 _FAIL_TAIL_RE = re.compile(r"Test (?:NCCL |CUDA )?failure\b")
 _PID_PREFIX_RE = re.compile(r" ?\.\. [\w.\-]+ pid \d+: $")  # TESTCHECK's " .. host pid 123: Test failure"
-_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
 
 
 def _host_start(text: str, end: int) -> int:
     """Where the host name that ends at ``end`` starts (its first letter); ``end`` if there is none."""
-    i = end
-    while i > 0 and text[i - 1] in _HOST_CHARS:
-        i -= 1
+    i = len(text[:end].rstrip(_HOST_CHARS))
     while i < end and not text[i].isalpha():
         i += 1
     return i
