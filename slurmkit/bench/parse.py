@@ -438,15 +438,19 @@ def _row_reader(specs: tuple[Spec, ...]) -> _RowReader:
 # --- the parser ----------------------------------------------------------------------------------------------
 
 
-@dataclass
 class _RunState:
-    run: Run
-    phase: int = _P_NONE
-    closed: bool = False
-    columns: tuple[Spec, ...] | None = None
-    reader: _RowReader | None = None
-    ranks: dict[int, str] = field(default_factory=dict)
-    last_line: int = 0
+    """A run being read: its phase, its table's columns and reader, its ranks, the number of its last line."""
+
+    __slots__ = ("run", "phase", "closed", "columns", "reader", "ranks", "last_line")
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.phase = _P_NONE
+        self.closed = False
+        self.columns: tuple[Spec, ...] | None = None
+        self.reader: _RowReader | None = None
+        self.ranks: dict[int, str] = {}
+        self.last_line = 0
 
 
 def _positions(text: str, word: str) -> list[int]:
@@ -485,7 +489,8 @@ class _Parser:
         st = self.cur
         if st is None or st.closed or st.phase > phase or (st.phase == phase and not repeatable):
             st = self._new_run()
-        st.phase = max(st.phase, phase)
+        if phase > st.phase:
+            st.phase = phase
         return st
 
     def _any_run(self) -> _RunState:
