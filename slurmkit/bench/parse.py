@@ -180,6 +180,9 @@ _RANK_RE = re.compile(r"Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?Pid\s+\d+\s+on\s+(\S+)
 # goes to _Parser.feed, like every line the fast path cannot read.
 _EMPTY_LINE = rf"{_SP}*+(?:\d++: )?{_SP}*+"  # feed() skips it without a trace
 _BARE_LINE = rf"{_SP}*+(?:\d++: )?{_SP}*+#{_SP}*+"  # a bare "#": nothing to read, but a line of the run
+# The units line under the column header, "#  (B)  (elements)  (us)  (GB/s) ...": parenthesized words only, so
+# _header would find nothing in it (no "out-of-place", no column name); read like a bare "#".
+_UNITS_LINE = rf"{_SP}*+(?:\d++: )?{_SP}*+#(?:{_SP}*+\([A-Za-z/%]*+\))++{_SP}*+"
 
 
 def _rank_line(capture: bool) -> str:
@@ -192,11 +195,12 @@ def _rank_line(capture: bool) -> str:
 
 
 _RANK_EACH_RE = re.compile(_rank_line(capture=True) + "\n")
-# read_blocks' scanner (after a table's rows, see _RowReader.scan): each match is a block of lines that need no reading (NCCL debug lines and bare "#"), a
-# block of empty lines, a block of rank lines, or one header line ("#" and its body). It runs up to the first line
-# holding a tag or a test failure, and stops at any other line (a row, a tagged line): feed() reads that one.
+# read_blocks' scanner (after a table's rows, see _RowReader.scan): each match is a block of lines that need no
+# reading (NCCL debug lines, bare "#", units lines), a block of empty lines, a block of rank lines, or one header
+# line ("#" and its body). It runs up to the first line holding a tag or a test failure, and stops at any other
+# line (a row, a tagged line): feed() reads that one.
 _QUIET_SCAN_RE = re.compile(
-    rf"(?P<skip>(?:(?:{_DEBUG_LINE}|{_BARE_LINE})\n)+)"
+    rf"(?P<skip>(?:(?:{_DEBUG_LINE}|{_BARE_LINE}|{_UNITS_LINE})\n)+)"
     rf"|(?P<ranks>(?:{_rank_line(capture=False)}\n)+)"
     rf"|{_SP}*+(?:\d++: )?{_SP}*+#(?P<header>[^\n]*+)\n"
     rf"|(?P<empty>(?:{_EMPTY_LINE}\n)+)"
