@@ -384,6 +384,20 @@ def test_block_reading_equals_line_by_line_reading(path, monkeypatch):
         assert sum(len(r.rows) for r in fast) > 0 or all(r.errors for r in fast)
 
 
+def test_block_reading_equals_line_by_line_reading_across_runs_of_every_format(monkeypatch):
+    # every fixture after every other (runs of one format after runs of another, as the benchmark's log), and a
+    # header line with a NCCL message glued to it (the block reader leaves it to feed())
+    text = "".join(p.read_text().rstrip("\n") + "\n" for p in sorted(FIXTURES.glob("*.txt")))
+    lines = text.split("\n")
+    i = next(i for i, ln in enumerate(lines) if ln.startswith("# Using devices"))
+    lines[i] += "host1:12:34 [0] NCCL INFO glued"
+    for variant in (text, "\n".join(lines)):
+        fast, slow = parse_text(variant, "x"), _line_by_line(variant, monkeypatch)
+        assert len(fast) > 6
+        assert [(r.collective, r.nranks, r.hosts, r.avg_busbw_gbps, r.rows, r.errors) for r in fast] == \
+               [(r.collective, r.nranks, r.hosts, r.avg_busbw_gbps, r.rows, r.errors) for r in slow]
+
+
 def test_parsing_leaves_the_garbage_collector_as_it_was():
     import gc
 
