@@ -178,18 +178,20 @@ _RANK_RE = re.compile(r"Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?Pid\s+\d+\s+on\s+(\S+)
 # with no Python code per row, a block of the others line by line without feed()'s checks. A block never includes
 # a line holding a tag or a test failure (or, for a header line, a NCCL message): such a line ends the block and
 # goes to _Parser.feed, like every line the fast path cannot read.
-_EMPTY_LINE = rf"{_SP}*+(?:\d++: )?{_SP}*+"  # feed() skips it without a trace
-_BARE_LINE = rf"{_SP}*+(?:\d++: )?{_SP}*+#{_SP}*+"  # a bare "#": nothing to read, but a line of the run
+# What may stand before a line's text: spaces, an srun label, spaces. An empty line is only that.
+_LEAD = rf"{_SP}*+(?:\d++: )?{_SP}*+"
+_EMPTY_LINE = _LEAD  # feed() skips it without a trace
+_BARE_LINE = rf"{_LEAD}#{_SP}*+"  # a bare "#": nothing to read, but a line of the run
 # The units line under the column header, "#  (B)  (elements)  (us)  (GB/s) ...": parenthesized words only, so
 # _header would find nothing in it (no "out-of-place", no column name); read like a bare "#".
-_UNITS_LINE = rf"{_SP}*+(?:\d++: )?{_SP}*+#(?:{_SP}*+\([A-Za-z/%]*+\))++{_SP}*+"
+_UNITS_LINE = rf"{_LEAD}#(?:{_SP}*+\([A-Za-z/%]*+\))++{_SP}*+"
 
 
 def _rank_line(capture: bool) -> str:
     """A rank line with no NCCL message glued to it; with ``capture``, its rank and host are groups 1 and 2."""
     g = "(" if capture else "(?:"
     return (
-        rf"{_SP}*+(?:\d++: )?{_SP}*+#{_SP}*+Rank(?![^\n]*NCCL){_SP}++{g}\d++){_SP}++(?:Group{_SP}++\d++{_SP}++)?"
+        rf"{_LEAD}#{_SP}*+Rank(?![^\n]*NCCL){_SP}++{g}\d++){_SP}++(?:Group{_SP}++\d++{_SP}++)?"
         rf"Pid{_SP}++\d++{_SP}++on{_SP}++{g}\S++)[^\n]*+"
     )
 
@@ -202,7 +204,7 @@ _RANK_EACH_RE = re.compile(_rank_line(capture=True) + "\n")
 _QUIET_SCAN_RE = re.compile(
     rf"(?P<skip>(?:(?:{_DEBUG_LINE}|{_BARE_LINE}|{_UNITS_LINE})\n)+)"
     rf"|(?P<ranks>(?:{_rank_line(capture=False)}\n)+)"
-    rf"|{_SP}*+(?:\d++: )?{_SP}*+#(?P<header>[^\n]*+)\n"
+    rf"|{_LEAD}#(?P<header>[^\n]*+)\n"
     rf"|(?P<empty>(?:{_EMPTY_LINE}\n)+)"
 )
 _QUIET_PENDING_RE = re.compile(rf"(?:(?:{_DEBUG_LINE}|{_EMPTY_LINE})\n)+")  # while a row waits for its end
@@ -280,8 +282,11 @@ def _table_of_header(body: str) -> tuple[tuple[Spec, ...], _RowReader] | None:
     header. Cached: every run of a log prints the same header."""
     if "time" not in body:  # the header has a time or cputime column; skips most header lines cheaply
         return None
-    specs = _columns_from_header(body.split())
-    return None if specs is None else (tuple(specs), _row_reader(tuple(specs)))
+    found = _columns_from_header(body.split())
+    if found is None:
+        return None
+    specs = tuple(found)
+    return specs, _row_reader(specs)
 
 
 def _convert(token: str, kind: str) -> tuple[bool, Any]:
@@ -646,43 +651,42 @@ class _Parser:
         """Read a header line; ``body`` is what follows its "#", stripped."""
         if not body:
             return
-        c = body[0]  # compared first: cheaper than most startswith calls
-        if c == "R" and body.startswith("Rank"):  # first: one per rank, the most frequent header line
+        if body.startswith("Rank"):  # first: one per rank, the most frequent header line
             m = _RANK_RE.match(body)
             if m:
                 st = self._at(_P_DEVICES, repeatable=True)
                 st.ranks.setdefault(int(m.group(1)), m.group(2))
-        elif c == "n" and body.startswith("nccl-tests version"):
+        elif body.startswith("nccl-tests version"):
             self._at(_P_VERSION)
-        elif c == "C" and body.startswith("Collective test starting:"):
+        elif body.startswith("Collective test starting:"):
             st = self._at(_P_BANNER)
             name = body.split(":", 1)[1].split()
             if name:
                 st.run.collective = re.sub(r"_perf(?:_mpi)?$", "", name[0])
-        elif c == "n" and body.startswith("nThread"):
+        elif body.startswith("nThread"):
             self._at(_P_PARAMS)
-        elif c == "U" and body.startswith("Using devices"):
+        elif body.startswith("Using devices"):
             self._at(_P_DEVICES)
         elif "out-of-place" in body and "in-place" in body:
             self._at(_P_TITLE)
-        elif c == "O" and body.startswith("Out of bounds values"):
+        elif body.startswith("Out of bounds values"):
             st = self._at(_P_FOOTER, repeatable=True)
             m = _OOB_RE.search(body)
             if m:
                 st.run.out_of_bounds = int(m.group(1))
                 if m.group(2) == "FAILED" or st.run.out_of_bounds > 0:
                     self._issue(st, lineno, body)
-        elif c == "A" and body.startswith("Avg bus bandwidth"):
+        elif body.startswith("Avg bus bandwidth"):
             st = self._at(_P_FOOTER, repeatable=True)
             m = _AVG_RE.search(body)
             if m and _FLOAT_RE.fullmatch(m.group(1)):
                 st.run.avg_busbw_gbps = float(m.group(1))
                 if m.group(2) == "FAILED":  # below the -C/--check_avg_bw threshold
                     self._issue(st, lineno, body)
-        elif c == "C" and body.startswith("Collective test concluded"):
+        elif body.startswith("Collective test concluded"):
             st = self._any_run()
             st.closed = True
-        elif c == "e" and body.startswith("error:"):
+        elif body.startswith("error:"):
             self._issue(self._any_run(), lineno, body)
         else:
             table = _table_of_header(body)
