@@ -187,24 +187,24 @@ _BARE_LINE = rf"{_LEAD}#{_SP}*+"  # a bare "#": nothing to read, but a line of t
 _UNITS_LINE = rf"{_LEAD}#(?:{_SP}*+\([A-Za-z/%]*+\))++{_SP}*+"
 
 
-def _rank_line(capture: bool) -> str:
-    """A rank line with no NCCL message glued to it; with ``capture``, its rank and host are groups 1 and 2."""
-    g = "(" if capture else "(?:"
-    return (
-        rf"{_LEAD}#{_SP}*+Rank(?![^\n]*NCCL){_SP}++{g}\d++){_SP}++(?:Group{_SP}++\d++{_SP}++)?"
-        rf"Pid{_SP}++\d++{_SP}++on{_SP}++{g}\S++)[^\n]*+"
-    )
-
-
-_RANK_EACH_RE = re.compile(_rank_line(capture=True) + "\n")
+_RANK_START = rf"{_LEAD}#{_SP}*+Rank{_SP}"  # how a rank line starts
+# One rank line read: its rank and host are groups 1 and 2. The lookbehind keeps findall over a block of lines from
+# finding a rank in the middle of a line (a line it does not read whole).
+_RANK_EACH_RE = re.compile(
+    rf"(?<![^\n]){_RANK_START}{_SP}*+(\d++){_SP}++(?:Group{_SP}++\d++{_SP}++)?"
+    rf"Pid{_SP}++\d++{_SP}++on{_SP}++(\S++)[^\n]*+\n"
+)
+# Any other header line ("#" and its body); a run's header lines come in blocks (version, banner, parameters,
+# "Using devices"; then the title, the column header, the units line; the footers), read in one match each.
+_HEADER_LINE = rf"(?!{_RANK_START}){_LEAD}#[^\n]*+"
 # read_blocks' scanner (after a table's rows, see _RowReader.scan): each match is a block of lines that need no
-# reading (NCCL debug lines, bare "#", units lines), a block of empty lines, a block of rank lines, or one header
-# line ("#" and its body). It runs up to the first line holding a tag or a test failure, and stops at any other
-# line (a row, a tagged line): feed() reads that one.
+# reading (NCCL debug lines, bare "#", units lines), a block of rank lines, a block of other header lines, or a
+# block of empty lines. It runs up to the first line holding a tag or a test failure, and stops at any other line
+# (a row, a tagged line): feed() reads that one.
 _QUIET_SCAN_RE = re.compile(
     rf"(?P<skip>(?:(?:{_DEBUG_LINE}|{_BARE_LINE}|{_UNITS_LINE})\n)+)"
-    rf"|(?P<ranks>(?:{_rank_line(capture=False)}\n)+)"
-    rf"|{_LEAD}#(?P<header>[^\n]*+)\n"
+    rf"|(?P<ranks>(?:{_RANK_START}[^\n]*+\n)+)"
+    rf"|(?P<header>(?:{_HEADER_LINE}\n)+)"
     rf"|(?P<empty>(?:{_EMPTY_LINE}\n)+)"
 )
 _QUIET_PENDING_RE = re.compile(rf"(?:(?:{_DEBUG_LINE}|{_EMPTY_LINE})\n)+")  # while a row waits for its end
@@ -334,7 +334,7 @@ def _convert_all(tokens: list[str], specs: tuple[Spec, ...]) -> list[Any] | None
 _KIND_RE = {
     "int": r"-?[0-9]++",
     "float": r"-?[0-9.]++",
-    "word": _WORD_RE.pattern,
+    "word": r"[A-Za-z_][A-Za-z0-9_.\-]*+",  # ASCII: a tenth cheaper to match than \w
     "wrong": r"[0-9]{1,15}+|N/A",  # a whole number float() holds exactly, as _convert reads it
     "error": r"N/A|-?[0-9.]++",
     "any": r"[^\s:<]++",
@@ -343,6 +343,10 @@ _ROW_FIELD_ORDER = Row._fields
 
 
 def _ints(tokens: list[str]) -> list[int]:
+    # A column with one value in every row of a table (root: -1) is converted once; first and last tell cheaply
+    # that a column (size, count) is not one.
+    if tokens[0] == tokens[-1] and tokens.count(tokens[0]) == len(tokens):
+        return [int(tokens[0])] * len(tokens)
     return list(map(int, tokens))
 
 
@@ -355,7 +359,7 @@ def _words(tokens: list[str]) -> list[str]:
 
 
 def _na_or_ints(tokens: list[str]) -> list[int | None]:
-    if tokens.count("0") == len(tokens):  # #wrong: a column of zeros on a healthy cluster
+    if tokens[0] == tokens[-1] == "0" and tokens.count("0") == len(tokens):  # #wrong on a healthy cluster
         return [0] * len(tokens)
     try:
         return list(map(int, tokens))
@@ -427,7 +431,8 @@ def _row_reader(specs: tuple[Spec, ...]) -> _RowReader:
     kept: list[tuple[int, Any]] = []
     index: dict[str, int] = {}
     for position, (name, kind) in enumerate(specs):
-        plain.append(f"(?:{_KIND_RE[kind]})")
+        pattern = _KIND_RE[kind]
+        plain.append(f"(?:{pattern})" if "|" in pattern else pattern)  # a group costs a sixth of a row's match
         if kind == "any":
             parts.append(_KIND_RE[kind])
             continue
@@ -462,13 +467,17 @@ class _RunState:
         self.last_line = 0
 
 
-def _positions(text: str, word: str) -> list[int]:
-    """Where ``word`` occurs in ``text``, in order."""
+def _positions(text: str, word: str, rare_first: bool = False) -> list[int]:
+    """Where ``word`` occurs in ``text``, in order. With ``rare_first`` its first character is looked for alone
+    (a single character is found with memchr, at a tenth of the cost of a word; worth it when that character is
+    rare, as "<" of "<std" is in a log)."""
     found = []
-    k = text.find(word)
+    step = word[0] if rare_first else word
+    k = text.find(step)
     while k != -1:
-        found.append(k)
-        k = text.find(word, k + 1)
+        if not rare_first or text.startswith(word, k):
+            found.append(k)
+        k = text.find(step, k + 1)
     return found
 
 
@@ -476,7 +485,7 @@ class _Parser:
     def __init__(self, source: str, text: str):
         self.source = source
         self.text = text
-        self.stops = sorted(_positions(text, "failure") + _positions(text, "<std"))  # see _stop
+        self.stops = sorted(_positions(text, "failure") + _positions(text, "<std", rare_first=True))  # see _stop
         self.states: list[_RunState] = []
         self.hint: str | None = None  # a collective named by a binary path seen outside a run's header
         self.pending: list[str] = []  # tokens of a row printed in pieces
@@ -571,17 +580,20 @@ class _Parser:
                 continue
             pos = m.end()
             if kind == "header":
-                k += 1
-                body = m.group("header").strip()
-                if "NCCL" in body:  # a NCCL message glued to the line
-                    self.feed(k, text[m.start() : pos - 1])
-                else:
-                    self._header(k, body)
+                k = self._header_lines(k, m.start(), pos)
             elif kind == "ranks":
-                ranks = self._at(_P_DEVICES, repeatable=True).ranks
-                for rank, host in _RANK_EACH_RE.findall(text, m.start(), pos):
-                    ranks.setdefault(int(rank), host)
-                k += text.count("\n", m.start(), pos)
+                found = _RANK_EACH_RE.findall(text, m.start(), pos)
+                lines = text.count("\n", m.start(), pos)
+                if len(found) == lines and text.find("NCCL", m.start(), pos) == -1:
+                    st = self._at(_P_DEVICES, repeatable=True)
+                    ranks, hosts = zip(*found)
+                    # the first host printed for a rank is kept, as _header keeps it: reversed, it is set last
+                    seen = dict(zip(map(int, reversed(ranks)), reversed(hosts)))
+                    seen.update(st.ranks)
+                    st.ranks = seen
+                    k += lines
+                else:  # a rank line cut short ("..."), or with a NCCL message glued to it
+                    k = self._header_lines(k, m.start(), pos)
             else:
                 k += text.count("\n", m.start(), pos)
                 if kind == "empty":
@@ -595,6 +607,18 @@ class _Parser:
             if cur is not None:
                 cur.last_line = k
         return k, pos
+
+    def _header_lines(self, k: int, start: int, end: int) -> int:
+        """Read the header lines of text[start:end] (after line ``k``) one by one; returns the last one's number."""
+        for line in self.text[start : end - 1].split("\n"):
+            k += 1
+            if "NCCL" in line:  # a NCCL message glued to the line
+                self.feed(k, line)
+                continue
+            self._header(k, line.partition("#")[2].strip())  # the lead (spaces, a label) has no "#"
+            if self.cur is not None:  # the line may have started a run
+                self.cur.last_line = k
+        return k
 
     def _read_pending(self, start: int, pos: int) -> tuple[int, int]:
         """read_blocks while a row printed in pieces waits for its end: NCCL debug and empty lines only (feed()
@@ -742,7 +766,7 @@ class _Parser:
             run = st.run
             if st.ranks:
                 run.nranks = len(st.ranks)
-                run.hosts = list(dict.fromkeys(st.ranks[r] for r in sorted(st.ranks)))
+                run.hosts = list(dict.fromkeys(map(st.ranks.__getitem__, sorted(st.ranks))))
             if not run.rows and not run.errors:
                 where = "the log ends" if st is self.states[-1] else "the next run starts"
                 run.errors.append(ParseIssue(st.last_line, f"no result rows before {where}"))

@@ -398,6 +398,29 @@ def test_block_reading_equals_line_by_line_reading_across_runs_of_every_format(m
                [(r.collective, r.nranks, r.hosts, r.avg_busbw_gbps, r.rows, r.errors) for r in slow]
 
 
+def test_block_reading_of_rank_lines_falls_back_to_line_by_line_on_odd_ones(monkeypatch):
+    # The block reader reads a block of rank lines in one findall and takes it only when every line was read; a
+    # rank line cut short, one with a NCCL message glued, or tab-separated makes it read the block line by line.
+    path = next(FIXTURES.glob("nccl-14-*.txt"))
+    lines = path.read_text().split("\n")
+    ranks = [i for i, ln in enumerate(lines) if ln.startswith("#  Rank ")]
+    assert len(ranks) >= 40
+    first, second, third, fourth = ranks[1], ranks[12], ranks[23], ranks[34]
+    odd = list(lines)
+    odd[first] = odd[first][:30]  # "#  Rank  1 Group  0 Pid 385643": no host
+    odd[second] = odd[second].split(" device")[0] + ":1:2 [0] NCCL INFO glued"  # the message's host: no rank
+    odd[third] = odd[third].replace(" ", "\t")
+    odd[fourth] = odd[fourth - 1].replace("cnode3", "other")  # the rank above again, on another host
+    for variant in (path.read_text(), "\n".join(odd)):
+        fast, slow = parse_text(variant, "x"), _line_by_line(variant, monkeypatch)
+        assert [(r.nranks, r.hosts, r.rows, r.errors) for r in fast] == \
+               [(r.nranks, r.hosts, r.rows, r.errors) for r in slow]
+    fast = parse_text("\n".join(odd), "x")
+    assert fast[0].nranks == 9 and "cnode3-003" not in fast[0].hosts  # rank 1 unread
+    assert fast[1].nranks == 9 and not any(":" in h for h in fast[1].hosts)
+    assert fast[3].nranks == 9 and not any(h.startswith("other") for h in fast[3].hosts)  # a rank twice: first host
+
+
 def test_parsing_leaves_the_garbage_collector_as_it_was():
     import gc
 
