@@ -126,17 +126,22 @@ class Conn:
         the caller to run now or with its next command."""
         tmp = f"{path}.slurmkit-tmp"
         try:
-            self._upload(tmp, data)
+            self._upload(tmp, data, mode)
         except FileNotFoundError:  # the directory is missing: make it (one more round trip only then)
             self.run(f"mkdir -p {shlex.quote(os.path.dirname(path))}")
-            self._upload(tmp, data)
-        owner_spec = f"{owner}:{group or owner}"
-        return (f"chown {shlex.quote(owner_spec)} {shlex.quote(tmp)} && chmod {mode:o} {shlex.quote(tmp)} "
-                f"&& mv -f {shlex.quote(tmp)} {shlex.quote(path)}")
+            self._upload(tmp, data, mode)
+        # The upload set the mode, and the file is root's (writing beside system files takes a root login; a temp
+        # file left by an earlier run was made for the same path and owner): a root file needs only its rename.
+        # Each process counts when many hosts share one machine, as on the local cluster.
+        move = f"mv -f {shlex.quote(tmp)} {shlex.quote(path)}"
+        if (owner, group or owner) == ("root", "root"):
+            return move
+        return f"chown {shlex.quote(f'{owner}:{group or owner}')} {shlex.quote(tmp)} && {move}"
 
-    def _upload(self, remote: str, data: bytes) -> None:
+    def _upload(self, remote: str, data: bytes, mode: int = 0o644) -> None:
         try:
             with self.sftp().open(remote, "wb") as f:
+                f.chmod(mode)  # before the content: a secret is never readable by others, even for a moment
                 f.write(data)
         except FileNotFoundError:
             raise
