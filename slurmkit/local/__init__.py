@@ -1,7 +1,8 @@
 """The local cluster: real "hosts" on this one Linux machine, each a network + UTS + mount namespace with its sshd.
 
 ``cluster`` holds the pure plan (names, addresses, interfaces, files) and the lifecycle (up, down, status);
-``netns`` is the only module that runs ``ip``, ``nsenter``, ``unshare``, ``mount``, ``mknod`` or starts sshd.
+``netns`` is the only module that runs ``ip``, ``nsenter``, ``mount``, ``mknod``, makes namespaces and mounts, or
+starts sshd.
 """
 
 from __future__ import annotations

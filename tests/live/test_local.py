@@ -17,7 +17,7 @@ import yaml
 
 pytestmark = pytest.mark.live
 
-NEEDED = {"ip": "iproute2", "nsenter": "util-linux", "unshare": "util-linux", "sshd": "openssh-server",
+NEEDED = {"ip": "iproute2", "nsenter": "util-linux", "sshd": "openssh-server",
           "ssh": "openssh-client", "ssh-keygen": "openssh-client"}
 
 
@@ -226,5 +226,28 @@ def test_a_failed_up_cleans_up(tmp_path, monkeypatch):
             lc.up(plan, tmp_path / "cluster.yaml")
         assert _leftovers(name, plan) == []
         assert not (tmp_path / "cluster.yaml").exists()
+    finally:
+        lc.down(name)
+
+
+def test_a_node_whose_mount_fails_is_named_and_up_cleans_up(tmp_path, monkeypatch):
+    # Holders make their mounts with mount(2) themselves: one that fails reports why, through its pipe, and the
+    # holders already started are removed with the rest.
+    name = unique_name()
+    plan = lc.build_plan(name, 2, 1)
+    real = lc.node_mounts
+    bad = plan.computes[1].name
+
+    def with_a_bad_mount(p, node):
+        mounts = real(p, node)
+        return mounts + [lc.Mount("/etc/slurm", "/nonexistent/slurmkit-test")] if node.name == bad else mounts
+
+    monkeypatch.setattr(lc, "node_mounts", with_a_bad_mount)
+    try:
+        with pytest.raises(Exception) as info:
+            lc.up(plan, tmp_path / "cluster.yaml")
+        text = str(info.value) + repr(getattr(info.value, "stdout", ""))
+        assert bad in text and "/nonexistent/slurmkit-test" in text and "No such file" in text
+        assert _leftovers(name, plan) == []
     finally:
         lc.down(name)

@@ -20,7 +20,7 @@ from slurmkit.local.cluster import (
     parse_slurmd_c,
     sshd_config,
 )
-from slurmkit.local.netns import holder_script, network_batch, node_link_batch
+from slurmkit.local.netns import mount_calls, network_batch, node_link_batch
 
 HW = Hardware(sockets=1, cores_per_socket=2, threads_per_core=1, real_memory_mb=24105)
 NO_ROUTES: list[ipaddress.IPv4Network] = []
@@ -183,13 +183,16 @@ def test_node_mounts_cover_slurm_and_munge_default_paths():
     assert root.kind == "overlay" and root.source.startswith("lowerdir=/root,upperdir=" + node_dir)
 
 
-def test_holder_script():
+def test_mount_calls_make_mounts_private_then_bind_and_overlay_in_order():
     p = plan()
-    script = holder_script("demo-node-1", node_mounts(p, p.computes[0])).splitlines()
-    assert script[0] == "set -e"
-    assert script[1] == "printf '%s\\n' demo-node-1 > /proc/sys/kernel/hostname"
-    assert "mount --bind /var/lib/slurmkit/local/demo/nodes/demo-node-1/run /run" in script
-    assert script[-2:] == ['echo "ready $$"', "exec sleep infinity </dev/null >/dev/null 2>&1"]
+    mounts = node_mounts(p, p.computes[0])
+    calls = mount_calls(mounts)
+    assert calls[0] == ("none", "/", None, 0x4000 | 0x40000, None)  # MS_REC | MS_PRIVATE, as unshare(1) does
+    node_dir = "/var/lib/slurmkit/local/demo/nodes/demo-node-1"
+    assert (f"{node_dir}/run", "/run", None, 0x1000, None) in calls  # MS_BIND
+    assert [c[1] for c in calls[1:]] == [m.target for m in mounts] and calls[-1][1] == "/run"
+    root = next(c for c in calls if c[1] == "/root")
+    assert root[0] == "overlay" and root[2] == "overlay" and root[4].startswith("lowerdir=/root,upperdir=" + node_dir)
 
 
 def test_network_batches():
