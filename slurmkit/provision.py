@@ -205,15 +205,32 @@ class Probe:
     running: dict[str, bool] = field(default_factory=dict)
 
 
+def packages_script(packages: list[str]) -> str:
+    """Shell that prints ``@@pkg NAME STATUS`` for each of ``packages`` dpkg knows.
+
+    It reads dpkg's status database (/var/lib/dpkg/status, the file dpkg-query reads; deb822 paragraphs with
+    Package and Status fields) with awk: 1 ms a host where dpkg-query takes 6 (it loads more of the database),
+    which counts when 64 hosts share one machine. Where dpkg left status changes not yet merged into that file
+    (in updates/, after an interrupted run), dpkg-query answers instead."""
+    q = " ".join(shlex.quote(p) for p in packages)
+    query = f"dpkg-query -W -f='@@pkg ${{Package}} ${{Status}}\\n' {q} 2>/dev/null"
+    want = shlex.quote(" " + " ".join(packages) + " ")
+    awk = ("awk -v want=" + want + " 'BEGIN { RS = \"\"; FS = \"\\n\" } "
+           "{ p = s = \"\"; for (i = 1; i <= NF; i++) { if ($i ~ /^Package: /) p = substr($i, 10); "
+           "else if ($i ~ /^Status: /) s = substr($i, 9) } "
+           "if (p != \"\" && index(want, \" \" p \" \")) print \"@@pkg \" p \" \" s }' /var/lib/dpkg/status 2>/dev/null")
+    return (f"u=; for f in /var/lib/dpkg/updates/[0-9]*; do [ -e \"$f\" ] && u=1; break; done; "
+            f"if [ -n \"$u\" ]; then {query}; else {awk}; fi")
+
+
 def probe_script(steps: list[Step]) -> tuple[str, list[str]]:
-    """Shell that reports, for these steps, what the host has: one dpkg-query, one stat and one sha256sum for
+    """Shell that reports, for these steps, what the host has: one awk (dpkg's status), one stat and one sha256sum for
     all paths, daemons by shell builtins (few processes: on a busy machine each one counts). Returns (script,
     paths it asks about)."""
     lines = []
     packages = sorted({p for st in steps if st.action == "packages" for p in st.args})
     if packages:
-        q = " ".join(shlex.quote(p) for p in packages)
-        lines.append(f"dpkg-query -W -f='@@pkg ${{Package}} ${{Status}}\\n' {q} 2>/dev/null")
+        lines.append(packages_script(packages))
     paths = [st.args["dest"] if st.action == "file" else st.args["path"] for st in steps if st.action in ("file", "directory")]
     files = [st.args["dest"] for st in steps if st.action == "file"]
     if paths:

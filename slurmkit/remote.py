@@ -185,7 +185,9 @@ class ClusterSSH:
         self.base_dir = base_dir
         self.max_workers = max_workers
         self._gateway = None
+        self._host_keys = None
         self._lock = threading.Lock()
+        self._keys_lock = threading.Lock()
 
     # ----- connection building -----
     def _connect_kwargs(self) -> dict[str, Any]:
@@ -212,14 +214,29 @@ class ClusterSSH:
         self._host_key_policy(c)
         return c
 
-    def _host_key_policy(self, c: Any) -> None:
+    def _known_hosts(self):
+        """The cluster's known_hosts, parsed once (paramiko.HostKeys; empty when the file does not exist)."""
         import paramiko
 
-        kh = self.cluster.ssh.known_hosts
-        path = resolve_relative(kh, self.base_dir) if kh else Path("~/.ssh/known_hosts").expanduser()
+        with self._keys_lock:  # not self._lock: gateway() holds that one while it connects
+            if self._host_keys is None:
+                kh = self.cluster.ssh.known_hosts
+                path = resolve_relative(kh, self.base_dir) if kh else Path("~/.ssh/known_hosts").expanduser()
+                self._host_keys = paramiko.HostKeys(str(path)) if path.exists() else paramiko.HostKeys()
+            return self._host_keys
+
+    def _host_key_policy(self, c: Any) -> None:
+        """Unknown host keys are rejected; the known ones for this host are given to its client. Each client used
+        to parse the whole file: O(hosts) per connection, 2.4 ms each on 65 hosts, and quadratic over a cluster."""
+        import paramiko
+
         c.client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        if path.exists():
-            c.client.load_host_keys(str(path))
+        known = self._known_hosts()
+        mine = c.client.get_host_keys()
+        port = c.port or 22
+        for name in {c.host, f"[{c.host}]:{port}"}:  # how paramiko names the server when it checks its key
+            for keytype, key in (known.lookup(name) or {}).items():
+                mine.add(name, keytype, key)
 
     def _jump_target(self) -> tuple[str, str | None, int | None] | None:
         pj = self.cluster.ssh.proxy_jump

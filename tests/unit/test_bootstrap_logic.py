@@ -170,3 +170,20 @@ def test_probe_script_run_by_bash_reports_real_files(tmp_path):
     assert probe.sha[str(present)] == hashlib.sha256(b"x=1\n").hexdigest()
     assert str(tmp_path / "missing.conf") not in probe.stat and str(tmp_path / "missing.conf") not in probe.sha
     assert probe.stat[str(tmp_path)][2] == format(tmp_path.stat().st_mode & 0o777, "o")
+
+
+@pytest.mark.skipif(not Path("/var/lib/dpkg/status").exists(), reason="needs dpkg's status database (Debian/Ubuntu)")
+def test_packages_script_reads_dpkg_status_as_dpkg_query_does():
+    # The probe reads dpkg's status file with awk; on this machine's real database it prints what dpkg-query
+    # prints for installed packages, a package dpkg does not know and a name that is a prefix of another's.
+    import subprocess
+
+    from slurmkit.provision import packages_script
+
+    names = ["bash", "munge", "slurm-wlm", "no-such-package-slurmkit", "libc6", "lib"]
+    ours = subprocess.run(["bash", "-c", packages_script(names)], capture_output=True, text=True).stdout
+    query = subprocess.run(["dpkg-query", "-W", "-f=@@pkg ${Package} ${Status}\n", *names],
+                           capture_output=True, text=True).stdout
+    assert sorted(ours.splitlines()) == sorted(query.splitlines())
+    assert "@@pkg bash install ok installed" in ours.splitlines()
+    assert "no-such-package" not in ours and "@@pkg lib " not in ours
