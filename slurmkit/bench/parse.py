@@ -168,9 +168,6 @@ def _find_noise(text: str) -> tuple[int, bool] | None:
 
 # --- header lines --------------------------------------------------------------------------------------------
 
-# 2.13+: "#  Rank  0 Group  0 Pid 123 on host device  0 [0000:1b:00] NAME"; before: "#   Rank  0 Pid 123 on host
-# device  0 [0x1b] NAME". A rank line may be cut with "..." when one process prints too many.
-_RANK_RE = re.compile(r"Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?Pid\s+\d+\s+on\s+(\S+)")
 
 # --- the fast path: blocks of lines read by one regex over the text ------------------------------------------
 # Most lines of a log are rows, header lines, NCCL debug lines and blank ones, in runs of consecutive lines. Each
@@ -187,13 +184,15 @@ _BARE_LINE = rf"{_LEAD}#{_SP}*+"  # a bare "#": nothing to read, but a line of t
 _UNITS_LINE = rf"{_LEAD}#(?:{_SP}*+\([A-Za-z/%]*+\))++{_SP}*+"
 
 
+# A rank line's body (after "#"), its rank and host groups 1 and 2. 2.13+: "#  Rank  0 Group  0 Pid 123 on host
+# device  0 [0000:1b:00] NAME"; before: "#   Rank  0 Pid 123 on host device  0 [0x1b] NAME". A rank line may be
+# cut with "..." when one process prints too many.
+_RANK_BODY = rf"Rank{_SP}++(\d++){_SP}++(?:Group{_SP}++\d++{_SP}++)?Pid{_SP}++\d++{_SP}++on{_SP}++(\S++)"
+_RANK_RE = re.compile(_RANK_BODY)  # on a header line's body, in _header
 _RANK_START = rf"{_LEAD}#{_SP}*+Rank{_SP}"  # how a rank line starts
-# One rank line read: its rank and host are groups 1 and 2. The lookbehind keeps findall over a block of lines from
-# finding a rank in the middle of a line (a line it does not read whole).
-_RANK_EACH_RE = re.compile(
-    rf"(?<![^\n]){_RANK_START}{_SP}*+(\d++){_SP}++(?:Group{_SP}++\d++{_SP}++)?"
-    rf"Pid{_SP}++\d++{_SP}++on{_SP}++(\S++)[^\n]*+\n"
-)
+# One whole rank line. The lookbehind keeps findall over a block of lines from finding a rank in the middle of a
+# line (a line it does not read whole).
+_RANK_EACH_RE = re.compile(rf"(?<![^\n]){_LEAD}#{_SP}*+{_RANK_BODY}[^\n]*+\n")
 # Any other header line ("#" and its body); a run's header lines come in blocks (version, banner, parameters,
 # "Using devices"; then the title, the column header, the units line; the footers), read in one match each.
 _HEADER_LINE = rf"(?!{_RANK_START}){_LEAD}#[^\n]*+"
@@ -434,12 +433,12 @@ def _row_reader(specs: tuple[Spec, ...]) -> _RowReader:
         pattern = _KIND_RE[kind]
         plain.append(f"(?:{pattern})" if "|" in pattern else pattern)  # a group costs a sixth of a row's match
         if kind == "any":
-            parts.append(_KIND_RE[kind])
+            parts.append(pattern)
             continue
         if name is not None:
             index[name] = len(kept)
         kept.append((position, _KIND_COLUMN[kind]))
-        parts.append(f"({_KIND_RE[kind]})")
+        parts.append(f"({pattern})")
     label, start, tail = r"(?: *+[0-9]++: )", r" *+(?=[0-9])", _SP + "*+"  # a row starts with a digit (see _body)
     row = start + " ++".join(parts) + tail
     plain_row = start + " ++".join(plain) + tail
@@ -568,8 +567,12 @@ class _Parser:
         if self.pending:
             return self._read_pending(start, pos)
         text, stop = self.text, self._stop(pos)
+
+        def scanner(table: _RowReader | None, at: int):
+            return (table.scan if table else _QUIET_SCAN_RE).scanner(text, at, stop).match
+
         k, cur, reader = start, self.cur, self._table()  # k: the number of lines read before the current match
-        scan = (reader.scan if reader else _QUIET_SCAN_RE).scanner(text, pos, stop).match
+        scan = scanner(reader, pos)
         while (m := scan()) is not None:
             kind = m.lastgroup
             if kind == "rows" or kind == "labelled":
@@ -603,7 +606,7 @@ class _Parser:
                 table = self._table()
                 if table is not reader:
                     reader = table
-                    scan = (reader.scan if reader else _QUIET_SCAN_RE).scanner(text, pos, stop).match
+                    scan = scanner(reader, pos)
             if cur is not None:
                 cur.last_line = k
         return k, pos
