@@ -122,6 +122,7 @@ class HostReport:
 # Every Slurm command run on a host names its configuration (without one, Slurm may look for a config server).
 SLURM = "SLURM_CONF=/etc/slurm/slurm.conf"
 
+
 def _loop(times: int, body: str) -> str:
     """Shell that runs ``body`` up to ``times`` times, with builtins only (no `seq`: on a busy machine every
     process counts, and a new host's start runs several such loops)."""
@@ -149,13 +150,17 @@ SERVICES: dict[str, dict[str, str]] = {
 SYSTEMD_TEST = "[ -d /run/systemd/system ]"
 
 
+def _pid_check(name: str) -> str:
+    """Shell that exits 0 when the daemon's pid file names a live process of that daemon, leaving its PID in
+    $pid. Shell builtins only (read, [): no process is started, which matters when many hosts are probed at once."""
+    svc = SERVICES[name]
+    return f"read -r pid < {svc['pidfile']} && read -r comm < /proc/$pid/comm && [ \"$comm\" = {svc['comm']} ]"
+
+
 def _running_check(name: str) -> str:
     """Shell that exits 0 when the daemon runs: systemd's view, else its pid file checked against /proc."""
-    svc = SERVICES[name]
-    # Shell builtins only (read, [): no process is started, which matters when many hosts are probed at once.
-    return (f"if {SYSTEMD_TEST}; then systemctl is-active --quiet {svc['unit']}; else "
-            f"read -r pid < {svc['pidfile']} && read -r comm < /proc/$pid/comm && [ \"$comm\" = {svc['comm']} ]; "
-            "fi 2>/dev/null")
+    unit = SERVICES[name]["unit"]
+    return f"if {SYSTEMD_TEST}; then systemctl is-active --quiet {unit}; else {_pid_check(name)}; fi 2>/dev/null"
 
 
 def service_running(conn, name: str) -> bool:
@@ -178,8 +183,8 @@ def _start_script(name: str) -> str:
 def _stop_script(name: str) -> str:
     svc = SERVICES[name]
     return (f"if {SYSTEMD_TEST}; then systemctl stop {svc['unit']}; exit $?; fi; "
-            f"pid=$(cat {svc['pidfile']} 2>/dev/null) && [ \"$(cat /proc/$pid/comm 2>/dev/null)\" = {svc['comm']} ] "
-            f"|| exit 0; kill $pid; {_loop(100, '[ -d /proc/$pid ] || exit 0; sleep 0.1')}; kill -9 $pid")
+            f"{{ {_pid_check(name)}; }} 2>/dev/null || exit 0; "
+            f"kill $pid; {_loop(100, '[ -d /proc/$pid ] || exit 0; sleep 0.1')}; kill -9 $pid")
 
 
 def restart_service(conn, name: str) -> None:
@@ -218,14 +223,15 @@ def packages_script(packages: list[str]) -> str:
     awk = ("awk -v want=" + want + " 'BEGIN { RS = \"\"; FS = \"\\n\" } "
            "{ p = s = \"\"; for (i = 1; i <= NF; i++) { if ($i ~ /^Package: /) p = substr($i, 10); "
            "else if ($i ~ /^Status: /) s = substr($i, 9) } "
-           "if (p != \"\" && index(want, \" \" p \" \")) print \"@@pkg \" p \" \" s }' /var/lib/dpkg/status 2>/dev/null")
+           "if (p != \"\" && index(want, \" \" p \" \")) print \"@@pkg \" p \" \" s }' "
+           "/var/lib/dpkg/status 2>/dev/null")
     return (f"u=; for f in /var/lib/dpkg/updates/[0-9]*; do [ -e \"$f\" ] && u=1; break; done; "
             f"if [ -n \"$u\" ]; then {query}; else {awk}; fi")
 
 
 def probe_script(steps: list[Step]) -> tuple[str, list[str]]:
-    """Shell that reports, for these steps, what the host has: one awk (dpkg's status), one stat and one sha256sum for
-    all paths, daemons by shell builtins (few processes: on a busy machine each one counts). Returns (script,
+    """Shell that reports, for these steps, what the host has: one awk (dpkg's status), one stat and one sha256sum
+    for all paths, daemons by shell builtins (few processes: on a busy machine each one counts). Returns (script,
     paths it asks about)."""
     lines = []
     packages = sorted({p for st in steps if st.action == "packages" for p in st.args})

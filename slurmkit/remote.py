@@ -134,9 +134,10 @@ class Conn:
         # file left by an earlier run was made for the same path and owner): a root file needs only its rename.
         # Each process counts when many hosts share one machine, as on the local cluster.
         move = f"mv -f {shlex.quote(tmp)} {shlex.quote(path)}"
-        if (owner, group or owner) == ("root", "root"):
+        group = group or owner
+        if (owner, group) == ("root", "root"):
             return move
-        return f"chown {shlex.quote(f'{owner}:{group or owner}')} {shlex.quote(tmp)} && {move}"
+        return f"chown {shlex.quote(f'{owner}:{group}')} {shlex.quote(tmp)} && {move}"
 
     def _upload(self, remote: str, data: bytes, mode: int = 0o644) -> None:
         try:

@@ -1,8 +1,9 @@
 """The one module that touches namespaces, links, mounts, devices and sshd on this machine.
 
 A node is a holder process (unshare(2) of its network, UTS and mount namespaces, then ``sleep infinity``) that
-sets its hostname and makes the node's mounts before it sleeps. Everything else enters it with ``nsenter -t <holder> -n -u -m``
-(``ip netns exec`` would remount /sys and leave /sys/fs/cgroup empty: slurmd then cannot start).
+sets its hostname and makes the node's mounts before it sleeps. Everything else enters it with
+``nsenter -t <holder> -n -u -m`` (``ip netns exec`` would remount /sys and leave /sys/fs/cgroup empty: slurmd then
+cannot start).
 
 A node's processes are found without pid files and without a PID namespace: a process belongs to node X when
 ``/proc/<pid>/root/etc/hostname`` (read through the process's own mount namespace) says X, and so does every
@@ -189,12 +190,14 @@ def unmount(path: Path) -> None:
 _CLONE_NEWNS, _CLONE_NEWUTS, _CLONE_NEWNET = 0x00020000, 0x04000000, 0x40000000
 _MS_BIND, _MS_REC, _MS_PRIVATE = 0x1000, 0x4000, 0x40000
 
+MountCall = tuple[str, str, "str | None", int, "str | None"]  # mount(2)'s source, target, fstype, flags, data
 
-def mount_calls(mounts: list[Mount]) -> list[tuple[str, str, str | None, int, str | None]]:
+
+def mount_calls(mounts: list[Mount]) -> list[MountCall]:
     """The mount(2) calls (source, target, fstype, flags, data) that make a node's mounts, in order: first every
     mount made private (``unshare --propagation private``), then a bind (``mount --bind``) or an overlay each.
     Pure."""
-    calls: list[tuple[str, str, str | None, int, str | None]] = [("none", "/", None, _MS_REC | _MS_PRIVATE, None)]
+    calls: list[MountCall] = [("none", "/", None, _MS_REC | _MS_PRIVATE, None)]
     for m in mounts:
         if m.kind == "overlay":
             calls.append(("overlay", m.target, "overlay", 0, m.source))
@@ -203,7 +206,7 @@ def mount_calls(mounts: list[Mount]) -> list[tuple[str, str, str | None, int, st
     return calls
 
 
-def _holder(libc, hostname: str, calls: list[tuple[str, str, str | None, int, str | None]], sleep: str, report: int) -> None:
+def _holder(libc, hostname: str, calls: list[MountCall], sleep: str, report: int) -> None:
     """In a child forked for one node: leave this session, fork the holder (so that it is nobody's child once
     this one exits), give it new network, UTS and mount namespaces, its hostname and mounts, write
     "ready PID" (or "error ...") to ``report`` and become ``sleep infinity``. Never returns."""
@@ -252,10 +255,10 @@ def start_holders(hostnames: Mapping[str, str], mounts: Mapping[str, list[Mount]
     reaches it and it never waits as this process's zombie. Each reports through a pipe when it is ready (or
     why it failed).
     """
-    pids: dict[str, int] = {}
-    failures: list[CommandError] = []
     import ctypes
 
+    pids: dict[str, int] = {}
+    failures: list[CommandError] = []
     libc = ctypes.CDLL(None, use_errno=True)  # loaded once, before the forks: each child only calls it
     sleep = _bin("sleep")
     reports: dict[str, int] = {}
