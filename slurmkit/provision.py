@@ -29,6 +29,7 @@ import jinja2
 import yaml
 
 from slurmkit.errors import CommandError, ConfigError, Problem
+from slurmkit.remote import UNPACK, Upload, pack
 
 PLAYBOOK_DIR = Path(__file__).resolve().parent.parent / "playbooks"
 ACTIONS = ("packages", "file", "directory", "service", "command")
@@ -293,11 +294,12 @@ def octal(mode: str) -> str:
 
 @dataclass
 class Context:
-    """What a host's steps share. Changes that need no answer (a staged file's rename into place, a directory's
-    owner and mode, a removal, a service start) are deferred and sent, in step order, with the next command that
-    must run anyway (a package install, a guarded command's check, the end of the playbooks), so a new host costs
-    two commands (the probe, then every change) and a converged one costs one; a deferred change that fails
-    still fails its own step, and the steps after it are skipped."""
+    """What a host's steps share. Changes that need no answer (a file put in place, a directory's owner and
+    mode, a removal, a service start) are deferred and sent, in step order, with the next command that must run
+    anyway (a package install, a guarded command's check, the end of the playbooks), so a new host costs two
+    commands (the probe, then every change) and a converged one costs one; a deferred change that fails still
+    fails its own step, and the steps after it are skipped. The files of those changes travel on that command's
+    stdin (``remote.pack``), unpacked where the first of them was staged."""
 
     probe: Probe
     sources: dict[str, bytes]
@@ -305,9 +307,17 @@ class Context:
     dry_run: bool
     report: HostReport
     pending: list[tuple[int, str]] = field(default_factory=list)  # (index of the step's result, shell)
+    uploads: list[Upload] = field(default_factory=list)  # the files the pending changes put in place
 
     def defer(self, command: str) -> None:
         self.pending.append((len(self.report.steps), command))
+
+    def stage(self, upload: Upload) -> None:
+        """Send ``upload`` with the pending changes and put it in place at this point of them."""
+        if not self.uploads:
+            self.defer(UNPACK)  # a failed unpack fails the step that staged the first file
+        self.uploads.append(upload)
+        self.defer(upload.move())
 
 
 DEFERRED_FAILED = 97
@@ -318,7 +328,8 @@ def run_with_pending(conn, ctx: Context, command: str = "true", timeout: float |
     own step failed and raises; ``command`` failing raises CommandError for the step running it."""
     lines = [f"{{ {cmd}\n}} || {{ echo '@@deferred-failed {i}' >&2; exit {DEFERRED_FAILED}; }}" for i, cmd in ctx.pending]
     pending, ctx.pending = ctx.pending, []
-    r = conn.run("\n".join(lines + [command]), check=False, timeout=timeout)
+    files, ctx.uploads = (pack(ctx.uploads) if ctx.uploads else None), []
+    r = conn.run("\n".join(lines + [command]), check=False, input=files, timeout=timeout)
     marker = re.search(r"@@deferred-failed (\d+)", r.stderr)
     if r.exit_code == DEFERRED_FAILED and marker:
         i = int(marker.group(1))
@@ -399,7 +410,7 @@ def _file(conn, step, ctx: Context) -> StepResult:
             q = shlex.quote(dest)
             ctx.defer(f"chown {shlex.quote(owner)}:{shlex.quote(group)} {q} && chmod {mode} {q}")
         else:
-            ctx.defer(conn.stage(dest, want, int(mode, 8), owner, group))
+            ctx.stage(Upload(dest, want, int(mode, 8), owner, group))
     return StepResult(step, "changed", f"{'would update' if ctx.dry_run else 'updated'} {dest} ({what})", diff=diff)
 
 

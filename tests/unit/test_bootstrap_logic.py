@@ -72,8 +72,9 @@ class _ScriptConn:
 
         from slurmkit.remote import Result
 
-        r = subprocess.run(["bash", "-c", command], capture_output=True, text=True)
-        return Result(command, r.returncode, r.stdout, r.stderr)
+        data = input.encode() if isinstance(input, str) else input
+        r = subprocess.run(["bash", "-c", command], capture_output=True, input=data)
+        return Result(command, r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace"))
 
 
 def test_deferred_change_that_fails_fails_its_own_step(tmp_path):
@@ -93,6 +94,54 @@ def test_deferred_change_that_fails_fails_its_own_step(tmp_path):
     assert report.steps[0].status == "changed"
     assert report.steps[1].status == "failed" and "no-such-file" in report.steps[1].detail
     assert ctx.pending == []
+
+
+def test_staged_files_travel_on_the_command_stdin_and_land_with_content_and_mode(tmp_path):
+    """Files staged with the deferred changes are one tar stream on that command's stdin, unpacked by the real
+    GNU tar where the first was staged: exact bytes (a NUL, invalid UTF-8), each file's mode (a temp file an
+    earlier run left world-writable is replaced, not reused), a missing directory made, no temp file left."""
+    from slurmkit.provision import Context, HostReport, Probe, Step, StepResult, run_with_pending
+    from slurmkit.remote import Upload
+
+    calls = []
+
+    class Counting(_ScriptConn):
+        def run(self, command, **kw):
+            calls.append(command)
+            return super().run(command, **kw)
+
+    secret, conf = tmp_path / "munge" / "munge.key", tmp_path / "slurm.conf"
+    stale = tmp_path / "slurm.conf.slurmkit-tmp"
+    stale.write_text("left by a crashed run\n")
+    stale.chmod(0o666)
+    ctx = Context(Probe(), {}, set(), False, HostReport("fake-host", "compute"))
+    for i, (path, data, mode) in enumerate([(secret, b"k\x00\xff\x01" * 256, 0o400), (conf, b"NodeName=n1 CPUs=8\n", 0o644)]):
+        ctx.stage(Upload(str(path), data, mode))
+        ctx.report.steps.append(StepResult(Step("t", f"file {i}", "file", {}), "changed", "updated"))
+    run_with_pending(Counting(), ctx)
+    assert len(calls) == 1 and ctx.uploads == [] and ctx.pending == []
+    assert secret.read_bytes() == b"k\x00\xff\x01" * 256 and secret.stat().st_mode & 0o7777 == 0o400
+    assert conf.read_bytes() == b"NodeName=n1 CPUs=8\n" and conf.stat().st_mode & 0o7777 == 0o644
+    assert not stale.exists() and not (tmp_path / "munge" / "munge.key.slurmkit-tmp").exists()
+
+
+def test_a_failed_unpack_fails_the_step_that_staged_the_first_file(tmp_path):
+    from slurmkit.provision import Context, DeferredFailed, HostReport, Probe, Step, StepResult, run_with_pending
+    from slurmkit.remote import Upload
+
+    (tmp_path / "not-a-dir").write_text("a file where a directory should be\n")
+    report = HostReport("fake-host", "compute")
+    ctx = Context(Probe(), {}, set(), False, report)
+    ctx.defer(f"mkdir {tmp_path}/before")
+    report.steps.append(StepResult(Step("t", "dir", "directory", {}), "changed", "created"))
+    for i, path in enumerate([tmp_path / "not-a-dir" / "a.conf", tmp_path / "b.conf"]):
+        ctx.stage(Upload(str(path), b"x\n"))
+        report.steps.append(StepResult(Step("t", f"file {i}", "file", {}), "changed", "updated"))
+    with pytest.raises(DeferredFailed):
+        run_with_pending(_ScriptConn(), ctx)
+    assert [s.status for s in report.steps] == ["changed", "failed", "skipped"]
+    assert "not-a-dir" in report.steps[1].detail  # tar's own message names the path
+    assert (tmp_path / "before").is_dir() and not (tmp_path / "b.conf").exists()
 
 
 def test_steps_deferred_after_a_failed_one_are_reported_skipped(tmp_path):
