@@ -161,6 +161,26 @@ def test_status_json_reports_sshd(cluster):
         assert h["daemons"]["slurmd"] is False
 
 
+def test_each_node_runs_in_cgroups_of_its_own_off_the_hierarchy_root(cluster):
+    """A node's processes (holder, sshd, what its SSH sessions start) live in its own cgroup of each hierarchy
+    whose root slurmd reads at start, as a machine's services do, not in the root beside every other node."""
+    with open("/proc/self/cgroup") as f:
+        hierarchies = netns.node_cgroup_hierarchies(f.read(), os.listdir(netns.CGROUP_ROOT))
+    if not hierarchies:
+        pytest.skip("no cgroup v1 freezer/cpuacct/memory hierarchy with this process at its root (cgroup v2 host?)")
+    plan = cluster.state.plan
+    node = plan.computes[0]
+    r = cluster.ssh(node.private_address, "cat /proc/self/cgroup")
+    assert r.returncode == 0, r.stderr
+    seen = {rest.split(":", 1)[0]: rest.split(":", 1)[1] for _, _, rest in (l.partition(":") for l in r.stdout.splitlines())}
+    for h in hierarchies:
+        assert seen[h] == f"/{netns.NODE_CGROUP_PREFIX}{node.name}", r.stdout
+        procs = (Path(netns.CGROUP_ROOT) / h / f"{netns.NODE_CGROUP_PREFIX}{node.name}" / "cgroup.procs").read_text().split()
+        assert str(cluster.state.holders[node.name]) in procs
+        root = (Path(netns.CGROUP_ROOT) / h / "cgroup.procs").read_text().split()
+        assert str(cluster.state.holders[node.name]) not in root
+
+
 def test_up_refuses_an_existing_name(cluster):
     r = slurmkit("local", "up", "-n", "1", "--name", cluster.name, cwd=cluster.cwd, check=False)
     assert r.returncode == 2
@@ -183,6 +203,7 @@ def _leftovers(name: str, plan: lc.Plan) -> list[str]:
     left += list(netns.node_processes(__import__("re").compile(rf"{name}-(head|node)-\d+")))
     with open("/proc/self/mounts") as f:  # the tmpfs `up` mounts on the state directory
         left += [line.split()[1] for line in f if line.split()[1].startswith(str(plan.state_dir))]
+    left += [str(d) for n in plan.nodes for d in Path(netns.CGROUP_ROOT).glob(f"*/{netns.NODE_CGROUP_PREFIX}{n.name}")]
     return left
 
 

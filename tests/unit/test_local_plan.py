@@ -20,7 +20,7 @@ from slurmkit.local.cluster import (
     parse_slurmd_c,
     sshd_config,
 )
-from slurmkit.local.netns import mount_calls, network_batch, node_link_batch
+from slurmkit.local.netns import mount_calls, network_batch, node_cgroup_hierarchies, node_link_batch
 
 HW = Hardware(sockets=1, cores_per_socket=2, threads_per_core=1, real_memory_mb=24105)
 NO_ROUTES: list[ipaddress.IPv4Network] = []
@@ -231,3 +231,21 @@ def test_preflight_names_the_package_of_a_missing_binary(monkeypatch):
         netns.preflight()
     assert "missing nsenter, sshd" in str(info.value)
     assert "apt-get install openssh-server util-linux" in str(info.value)
+
+
+# /proc/self/cgroup as read on this project's machine (Debian 12, cgroup v1 hybrid, in a container whose memory
+# cgroup is its own). The other inputs follow cgroups(7)'s "hierarchy-ID:controller-list:cgroup-path": cpu and
+# cpuacct co-mounted on one hierarchy, and a cgroup v2-only host (one line, ID 0).
+HYBRID = ("9:name=systemd:/\n8:pids:/\n7:blkio:/\n6:freezer:/\n5:devices:/\n"
+          "4:memory:/process_api/947f8812b6055c2f5b9dcc41237f1f26\n3:cpuset:/\n2:cpuacct:/\n1:cpu:/\n0::/\n")
+HYBRID_DIRS = ["blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "systemd", "unified"]
+
+
+def test_node_cgroups_go_where_this_process_sits_at_a_hierarchy_root_slurmd_reads():
+    # memory is left alone here: this process is not at its root, so nodes started from it are not either
+    assert node_cgroup_hierarchies(HYBRID, HYBRID_DIRS) == ["freezer", "cpuacct"]
+    comounted = "12:freezer:/\n4:cpu,cpuacct:/\n3:memory:/\n0::/init.scope\n"
+    dirs = ["cpu", "cpu,cpuacct", "cpuacct", "freezer", "memory", "unified"]  # cpu and cpuacct are links to it
+    assert node_cgroup_hierarchies(comounted, dirs) == ["freezer", "cpu,cpuacct", "memory"]
+    assert node_cgroup_hierarchies("0::/user.slice/user-0.slice/session-1.scope\n", ["cgroup.procs"]) == []
+    assert node_cgroup_hierarchies("6:freezer:/\n", []) == []  # not mounted where slurmd looks: nothing to do
