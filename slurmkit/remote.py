@@ -5,6 +5,10 @@ many channels). With ``ssh.config_file`` the OpenSSH config decides HostName, Us
 ProxyJump, as ``ssh`` would. Host keys are checked against ``ssh.known_hosts`` (or ``~/.ssh/known_hosts``);
 an unknown host is refused, never silently trusted.
 
+Fabric opens and authenticates each connection; a command runs on an exec channel of its transport
+(:meth:`Conn.run`), files are written by a command that unpacks them from its stdin (:func:`pack`), and only
+reading a file back (for a diff) opens SFTP.
+
 Work fans out over a thread pool; each host's outcome is data (:class:`HostResult`), and a failure on one host
 never stops the others.
 """
