@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,11 +82,22 @@ def bootstrap(cluster: Cluster, cluster_file: Path, hardware: HardwareSource, li
 
     with ClusterSSH(cluster, Path(cluster_file).expanduser().resolve().parent) as ssh:
         roles = {h.name: h.role for h in hosts}
-        result = ssh.run_all(
-            hosts,
-            lambda conn: apply_playbooks(conn, roles[conn.name], playbooks, sources, {"secret/munge.key"}, dry_run),
-            on_done=(lambda r: on_host_done(r.host, r.ok and not r.value.failed)) if on_host_done else None,
-        )
+        primary = PrimaryWatch(cluster.head_names[0], cluster.head_names[0] in roles)
+
+        def apply(conn):
+            wait = primary.answers if roles[conn.name] == "compute" else None
+            report = apply_playbooks(conn, roles[conn.name], playbooks, sources, {"secret/munge.key"}, dry_run, wait)
+            if conn.name == primary.name:
+                primary.done(report)
+            return report
+
+        def done(r):
+            if r.host == primary.name and not r.ok:
+                primary.done(None)
+            if on_host_done:
+                on_host_done(r.host, r.ok and not r.value.failed)
+
+        result = ssh.run_all(hosts, apply, on_done=done)
         for name, r in result.results.items():
             if r.ok:
                 out.reports[name] = r.value
@@ -96,6 +108,29 @@ def bootstrap(cluster: Cluster, cluster_file: Path, hardware: HardwareSource, li
             _verify(cluster, ssh, hosts, out, verify_timeout)
     out.seconds = time.monotonic() - t0
     return out
+
+
+class PrimaryWatch:
+    """Whether the primary controller answers, as its head's run in this bootstrap found: a compute's slurmd
+    start then skips its own wait for a controller (`scontrol ping` on every compute node). Not in this run, or
+    not done within ``timeout`` seconds: unknown, and each slurmd start asks as before."""
+
+    def __init__(self, name: str, in_run: bool, timeout: float = 3.0):
+        self.name, self.in_run, self.timeout = name, in_run, timeout
+        self._done = threading.Event()
+        self._answers = False
+
+    def done(self, report) -> None:
+        """The primary's run ended (``report`` None: it failed before any report)."""
+        if report is not None and not report.failed:
+            started = "answers:slurmctld" in report.notified
+            running = any(s.step.action == "service" and s.step.args.get("name") == "slurmctld" and s.status == "ok"
+                          for s in report.steps)
+            self._answers = started or running
+        self._done.set()
+
+    def answers(self) -> bool:
+        return self.in_run and self._done.wait(self.timeout) and self._answers
 
 
 def _handlers(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, new_conf: str, dry_run: bool) -> None:

@@ -23,7 +23,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import jinja2
 import yaml
@@ -140,14 +140,20 @@ SERVICES: dict[str, dict[str, str]] = {
               "comm": "munged", "log": "/var/log/munge/munged.log"},
     # slurmd registers once at start and retries only a second later: started while no controller answers yet
     # (a new cluster, its heads starting alongside), it would sit UNKNOWN for that second. So its start waits,
-    # up to 3 s, for `scontrol ping` to find a controller up, then starts slurmd either way.
+    # up to 3 s, for `scontrol ping` to find a controller up (CONTROLLER_WAIT), then starts slurmd either way,
+    # unless bootstrap already knows the primary answers (see ANSWERS): one `scontrol ping` per cluster, not
+    # one per compute node (each is a process, a munge credential and an RPC the controller must decode).
     "slurmd": {"unit": "slurmd", "pidfile": "/run/slurmd.pid",
                "start": "HWLOC_PLUGINS_BLACKLIST=hwloc_gl,hwloc_opencl,hwloc_xml_libxml /usr/sbin/slurmd",
-               "comm": "slurmd", "log": "/var/log/slurm/slurmd.log",
-               "before": _loop(30, f"{SLURM} scontrol ping >/dev/null 2>&1 && break; sleep 0.1")},
+               "comm": "slurmd", "log": "/var/log/slurm/slurmd.log", "wait_controller": "yes"},
+    # Once up, slurmctld's start waits (up to 5 s) until it answers `scontrol ping` and then prints ANSWERS.
     "slurmctld": {"unit": "slurmctld", "pidfile": "/run/slurmctld.pid", "start": "/usr/sbin/slurmctld",
-                  "comm": "slurmctld", "log": "/var/log/slurm/slurmctld.log"},
+                  "comm": "slurmctld", "log": "/var/log/slurm/slurmctld.log",
+                  "after": _loop(50, f"{SLURM} scontrol ping >/dev/null 2>&1 && {{ echo @@slurmctld-answers; break; }}; "
+                                     "sleep 0.1")},
 }
+CONTROLLER_WAIT = _loop(30, f"{SLURM} scontrol ping >/dev/null 2>&1 && break; sleep 0.1")
+ANSWERS = "@@slurmctld-answers"  # printed by slurmctld's start once it answers; noted as "answers:slurmctld"
 SYSTEMD_TEST = "[ -d /run/systemd/system ]"
 
 
@@ -168,16 +174,19 @@ def service_running(conn, name: str) -> bool:
     return conn.run(_running_check(name), check=False).ok
 
 
-def _start_script(name: str) -> str:
+def _start_script(name: str, controller_answers: bool = False) -> str:
+    """Shell that starts the daemon and exits 0 once it runs. ``controller_answers``: the caller knows a
+    controller answers, so a slurmd start need not ask (CONTROLLER_WAIT)."""
     svc = SERVICES[name]
     # Daemonizing parents exit after forking; their output goes to a file in the host's own /run (not the SSH
     # channel, and not /tmp, which local nodes share), so the session ends while the daemon lives on. It is shown
     # only when the start fails (and left in /run, overwritten by the next start).
     out = f"/run/slurmkit-{name}.start"
-    before = f"{svc['before']}; " if "before" in svc else ""
-    return (f"{before}if {SYSTEMD_TEST}; then systemctl enable --now {svc['unit']}; exit $?; fi; "
+    before = f"{CONTROLLER_WAIT}; " if svc.get("wait_controller") and not controller_answers else ""
+    after = f"{svc['after']}; " if "after" in svc else ""
+    return (f"{before}if {SYSTEMD_TEST}; then systemctl enable --now {svc['unit']} || exit $?; {after}exit 0; fi; "
             f"{svc['start']} </dev/null >{out} 2>&1 || {{ rc=$?; cat {out}; exit $rc; }}; "
-            f"{_loop(50, f'{{ {_running_check(name)}; }} && exit 0; sleep 0.1')}; "
+            f"{_loop(50, f'{{ {_running_check(name)}; }} && {{ {after}exit 0; }}; sleep 0.1')}; "
             f"echo '{name} did not stay up'; cat {out}; tail -n 15 {svc['log']} 2>/dev/null; exit 1")
 
 
@@ -308,6 +317,8 @@ class Context:
     report: HostReport
     pending: list[tuple[int, str]] = field(default_factory=list)  # (index of the step's result, shell)
     uploads: list[Upload] = field(default_factory=list)  # the files the pending changes put in place
+    # True once the caller knows the primary controller answers (it may wait for that a while); None: never known
+    controller_answers: Callable[[], bool] | None = None
 
     def defer(self, command: str) -> None:
         self.pending.append((len(self.report.steps), command))
@@ -342,6 +353,8 @@ def run_with_pending(conn, ctx: Context, command: str = "true", timeout: float |
         raise DeferredFailed(i)
     if not r.ok:
         raise CommandError(command, r.exit_code, r.stdout, r.stderr, host=conn.name)
+    if ANSWERS in r.stdout:
+        ctx.report.notified.add("answers:slurmctld")
     return r
 
 
@@ -441,7 +454,8 @@ def _service(conn, step, ctx: Context) -> StepResult:
         return StepResult(step, "changed", f"would start {name}")
     # Deferred like a file's rename: the start runs after the changes before it and before the ones after it, in
     # the host's next (usually last) command. A subshell keeps the script's exits its own.
-    ctx.defer(f"( {_start_script(name)}\n)")
+    known = bool(SERVICES[name].get("wait_controller") and ctx.controller_answers and ctx.controller_answers())
+    ctx.defer(f"( {_start_script(name, controller_answers=known)}\n)")
     ctx.report.notified.add(f"started:{name}")
     return StepResult(step, "changed", f"started {name}")
 
@@ -462,14 +476,16 @@ _STEP = {"packages": _packages, "file": _file, "directory": _directory, "service
 
 
 def apply_playbooks(conn, role: str, playbooks: list[Playbook], sources: dict[str, bytes], secrets: set[str],
-                    dry_run: bool) -> HostReport:
+                    dry_run: bool, controller_answers: Callable[[], bool] | None = None) -> HostReport:
     """Run every step that applies to this host's role, in order; after a failure the rest are skipped.
 
-    One probe command reads what every step checks; only steps that change something cost more round trips."""
+    One probe command reads what every step checks; only steps that change something cost more round trips.
+    ``controller_answers``: asked before a slurmd start (see Context)."""
     report = HostReport(conn.name, role)
     steps = [st for pb in playbooks if pb.hosts in ("all", "heads" if role == "head" else "computes") for st in pb.steps]
     script, paths = probe_script(steps)
-    ctx = Context(parse_probe(conn.run(script).stdout, paths), sources, secrets, dry_run, report)
+    ctx = Context(parse_probe(conn.run(script).stdout, paths), sources, secrets, dry_run, report,
+                  controller_answers=controller_answers)
     for step in steps:
         if report.failed:
             report.steps.append(StepResult(step, "skipped", "an earlier step failed"))

@@ -236,3 +236,44 @@ def test_packages_script_reads_dpkg_status_as_dpkg_query_does():
     assert sorted(ours.splitlines()) == sorted(query.splitlines())
     assert "@@pkg bash install ok installed" in ours.splitlines()
     assert "no-such-package" not in ours and "@@pkg lib " not in ours
+
+
+def test_a_slurmd_start_asks_for_a_controller_only_when_bootstrap_does_not_know_one_answers():
+    from slurmkit.provision import CONTROLLER_WAIT, Context, HostReport, Probe, Step, run_step
+
+    def start(known):
+        ctx = Context(Probe(running={"slurmd": False}), {}, set(), False, HostReport("n1", "compute"),
+                      controller_answers=known)
+        assert run_step(_ScriptConn(), Step("t", "slurmd", "service", {"name": "slurmd"}), ctx).status == "changed"
+        return ctx.pending[0][1]
+
+    asked = []
+    assert CONTROLLER_WAIT not in start(lambda: asked.append(1) or True) and asked == [1]
+    assert CONTROLLER_WAIT in start(lambda: False)
+    assert CONTROLLER_WAIT in start(None)
+
+
+def test_primary_watch_knows_the_controller_answers_only_from_the_primarys_own_report():
+    from slurmkit.bootstrap import PrimaryWatch
+    from slurmkit.provision import HostReport, Step, StepResult
+
+    svc = Step("controller", "slurmctld", "service", {"name": "slurmctld"})
+
+    def report(status, notified=()):
+        r = HostReport("h1", "head")
+        r.steps.append(StepResult(svc, status, ""))
+        r.notified.update(notified)
+        return r
+
+    cases = [(report("changed", {"answers:slurmctld"}), True),  # started here, answered its ping
+             (report("ok"), True),  # already running before this run
+             (report("changed"), False),  # started, never answered
+             (report("failed"), False), (None, False)]  # failed, or unreachable
+    for rep, want in cases:
+        w = PrimaryWatch("h1", in_run=True, timeout=5)
+        w.done(rep)
+        assert w.answers() is want
+    assert PrimaryWatch("h1", in_run=False, timeout=5).answers() is False  # not in this run: unknown at once
+    t0 = __import__("time").monotonic()
+    assert PrimaryWatch("h1", in_run=True, timeout=0.2).answers() is False  # never done: unknown after the wait
+    assert __import__("time").monotonic() - t0 < 2
