@@ -130,6 +130,12 @@ def _loop(times: int, body: str) -> str:
     return f"i=0; while [ $i -lt {times} ]; do i=$((i+1)); {body}; done"
 
 
+# Whether a controller answers: the slurmd start's wait for one (CONTROLLER_WAIT), and slurmctld's own start,
+# which prints ANSWERS once it does (bootstrap notes that as "answers:slurmctld").
+_PING = f"{SLURM} scontrol ping >/dev/null 2>&1"
+ANSWERS = "@@slurmctld-answers"
+CONTROLLER_WAIT = _loop(30, f"{_PING} && break; sleep 0.1")
+
 # Started without systemd, a daemon costs its own start only: munged is started by setpriv (util-linux, no PAM
 # session: runuser opened one, a third of munged's start), slurmd without the hwloc plugins that read X11/OpenGL
 # and OpenCL devices or parse XML with libxml2 (slurmd reads CPUs, caches and PCI locality: the PCI plugin stays;
@@ -149,11 +155,8 @@ SERVICES: dict[str, dict[str, str]] = {
     # Once up, slurmctld's start waits (up to 5 s) until it answers `scontrol ping` and then prints ANSWERS.
     "slurmctld": {"unit": "slurmctld", "pidfile": "/run/slurmctld.pid", "start": "/usr/sbin/slurmctld",
                   "comm": "slurmctld", "log": "/var/log/slurm/slurmctld.log",
-                  "after": _loop(50, f"{SLURM} scontrol ping >/dev/null 2>&1 && {{ echo @@slurmctld-answers; break; }}; "
-                                     "sleep 0.1")},
+                  "after": _loop(50, f"{_PING} && {{ echo {ANSWERS}; break; }}; sleep 0.1")},
 }
-CONTROLLER_WAIT = _loop(30, f"{SLURM} scontrol ping >/dev/null 2>&1 && break; sleep 0.1")
-ANSWERS = "@@slurmctld-answers"  # printed by slurmctld's start once it answers; noted as "answers:slurmctld"
 SYSTEMD_TEST = "[ -d /run/systemd/system ]"
 
 

@@ -242,16 +242,20 @@ def node_cgroup_hierarchies(proc_self_cgroup: str, mounted: Iterable[str]) -> li
     return [d for d, path in _v1_hierarchies(proc_self_cgroup, mounted) if path == "/"]
 
 
+def _proc_cgroup(pid: int | str) -> tuple[str, list[str]]:
+    """A process's /proc/PID/cgroup (``"self"``: this one) and the names under /sys/fs/cgroup; empty when either
+    cannot be read (the process is gone, no cgroup file system)."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            return f.read(), os.listdir(CGROUP_ROOT)
+    except OSError:
+        return "", []
+
+
 def holder_cgroups(holder: int) -> list[str]:
     """The node cgroups (``/sys/fs/cgroup/<dir>/slurmkit_<node>``) its holder sits in: what a process started
     into the node from outside (its sshd, by nsenter) joins too."""
-    try:
-        with open(f"/proc/{holder}/cgroup") as f:
-            text = f.read()
-        mounted = os.listdir(CGROUP_ROOT)
-    except OSError:
-        return []
-    return [os.path.join(CGROUP_ROOT, d, path.lstrip("/")) for d, path in _v1_hierarchies(text, mounted)
+    return [os.path.join(CGROUP_ROOT, d, path.lstrip("/")) for d, path in _v1_hierarchies(*_proc_cgroup(holder))
             if path.startswith("/" + NODE_CGROUP_PREFIX)]
 
 
@@ -321,8 +325,7 @@ def start_holders(hostnames: Mapping[str, str], mounts: Mapping[str, list[Mount]
     failures: list[CommandError] = []
     libc = ctypes.CDLL(None, use_errno=True)  # loaded once, before the forks: each child only calls it
     sleep = _bin("sleep")
-    with open("/proc/self/cgroup") as f:
-        hierarchies = node_cgroup_hierarchies(f.read(), os.listdir(CGROUP_ROOT) if os.path.isdir(CGROUP_ROOT) else [])
+    hierarchies = node_cgroup_hierarchies(*_proc_cgroup("self"))
     reports: dict[str, int] = {}
     for node, hostname in hostnames.items():  # all forked first: they make their mounts in parallel
         calls = mount_calls(mounts[node])
