@@ -215,16 +215,40 @@ def load_cluster(path: str | os.PathLike) -> Cluster:
     return parse_cluster(text, str(p))
 
 
+# Bounds on what a cluster file may expand to: aliases (``*x``) are references, so a few lines can name a tree of
+# billions of values ("billion laughs") that walking or validating would never finish.
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
+
+
 def parse_cluster(text: str, source: str = "cluster.yaml") -> Cluster:
+    """Parse and validate cluster-file text. Returns a Cluster or raises ConfigError (never hangs: recursive
+    aliases, documents expanding past :data:`MAX_VALUES` values or nested past :data:`MAX_DEPTH` are refused)."""
+    loader = None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)  # reads the whole text: a NUL or other unprintable character fails here
+        node = loader.get_single_node()
+        _check_size(node, source)
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         raise ConfigError(source, [Problem("", f"malformed YAML at {where}: {exc.problem}")]) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(source, [Problem("", f"malformed YAML at line {line}: character {chr(exc.character)!r} is "
+                                               "not allowed in YAML; remove it")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(source, [Problem("", f"malformed YAML: {exc}")]) from None
+    except RecursionError:
+        raise ConfigError(source, [Problem("", f"nested more than {MAX_DEPTH} levels deep; a cluster file needs a "
+                                               "few")]) from None
+    except (ValueError, OverflowError) as exc:
+        # PyYAML's constructors: a timestamp that is no date (2024-02-30), an int past Python's digit limit.
+        raise ConfigError(source, [Problem("", f"a value YAML cannot read: {exc}")]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict):
         raise ConfigError(source, [Problem("", "the cluster file must be a YAML mapping of keys (cluster:, ssh:, ...)")])
     lines = _line_index(node)
@@ -236,6 +260,61 @@ def parse_cluster(text: str, source: str = "cluster.yaml") -> Cluster:
     if problems:
         raise ConfigError(source, [_with_line(p, lines) for p in problems])
     return cluster
+
+
+def _check_size(root: yaml.Node | None, source: str) -> None:
+    """Refuse a composed document whose aliases recurse, or that expands past MAX_VALUES values or MAX_DEPTH
+    levels, before anything walks it. Linear in the composed nodes: expanded sizes are counted once per node."""
+    if root is None:
+        return
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    aliased = False
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        n, done = stack.pop()
+        key = id(n)
+        children = _children(n)
+        if done:
+            on_path.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in children)
+            depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
+            if size[key] > MAX_VALUES:
+                what = (f"its aliases (*name) expand to more than {MAX_VALUES} values; write the repeated parts "
+                        "out or use fewer aliases") if aliased else f"more than {MAX_VALUES} values"
+                raise ConfigError(source, [Problem("", f"too large: {what}")])
+            if depth[key] > MAX_DEPTH:
+                raise ConfigError(source, [Problem("", f"nested more than {MAX_DEPTH} levels deep; a cluster file "
+                                                       "needs a few")])
+            continue
+        if key in size:
+            aliased = True
+            continue
+        if key in on_path:
+            mark = n.start_mark
+            raise ConfigError(source, [Problem("", f"a recursive alias (an anchor &name used inside itself) at line "
+                                                   f"{mark.line + 1}; a cluster file cannot refer to itself")])
+        on_path.add(key)
+        stack.append((n, True))
+        for c in children:
+            if id(c) in on_path:
+                mark = c.start_mark
+                raise ConfigError(source, [Problem("", f"a recursive alias (an anchor &name used inside itself) "
+                                                       f"at line {mark.line + 1}; a cluster file cannot refer to "
+                                                       "itself")])
+            if id(c) in size:
+                aliased = True
+                continue
+            stack.append((c, False))
+
+
+def _children(n: yaml.Node) -> list[yaml.Node]:
+    if isinstance(n, yaml.MappingNode):
+        return [x for kv in n.value for x in kv]
+    if isinstance(n, yaml.SequenceNode):
+        return list(n.value)
+    return []
 
 
 def cross_check(c: Cluster) -> list[Problem]:
@@ -385,7 +464,9 @@ def _problems_from_pydantic(exc: ValidationError, lines: dict[str, int]) -> list
 def _with_line(p: Problem, lines: dict[str, int]) -> Problem:
     path = p.path
     while path and path not in lines:
-        path = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", path)
+        # Drop the last part (.key or [i]); a top-level key has no dot, so it goes whole.
+        m = re.search(r"(\.[^.\[]+|\[\d+\])$", path)
+        path = path[: m.start()] if m else ""
     line = lines.get(path)
     return Problem(p.path, f"{p.message} (line {line})") if line else p
 
