@@ -5,6 +5,7 @@ The one place that imports ClusterShell, so its errors become ours.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
@@ -15,10 +16,18 @@ class HostlistError(ValueError):
     """A hostlist expression that does not parse."""
 
 
+# More names than any Slurm cluster has; past it a typo (``node-[1-100000000]``) would take minutes and gigabytes.
+MAX_NAMES = 100_000
+_GROUP = re.compile(r"\[([^\[\]]*)\]")
+_RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*(?:/\s*(\d+)\s*)?$")
+
+
 def expand(expr: str) -> list[str]:
     """Expand a hostlist expression into names, in the order written (``a-[1-2],b`` -> a-1, a-2, b)."""
     if not isinstance(expr, str) or not expr.strip():
         raise HostlistError("empty hostlist")
+    if _upper_bound(expr) > MAX_NAMES:
+        raise HostlistError(f"bad hostlist {expr[:80]!r}: names more than {MAX_NAMES} hosts; check the ranges")
     names: list[str] = []
     # NodeSet sorts; keep the user's order across comma-separated parts, which matters for heads.
     for part in _split_top_level(expr):
@@ -28,6 +37,28 @@ def expand(expr: str) -> list[str]:
         except (NodeSetParseError, RangeSetParseError) as exc:
             raise HostlistError(f"bad hostlist {expr!r}: {exc}") from None
     return names
+
+
+def _upper_bound(expr: str) -> int:
+    """At least how many names NodeSet would build for ``expr``: per word, the product of its bracket ranges'
+    sizes, summed (an upper bound, counted without expanding anything)."""
+    total = 0
+    for word in re.split(r"[,!&^\s]+(?![^\[]*\])", expr):
+        count = 1
+        for group in _GROUP.findall(word):
+            size = 0
+            for item in group.split(","):
+                m = _RANGE.match(item)
+                if m:
+                    lo, hi, step = int(m[1]), int(m[2]), int(m[3] or 1)
+                    size += max(0, hi - lo) // max(step, 1) + 1
+                else:
+                    size += 1
+            count *= size
+            if count > MAX_NAMES:
+                return count
+        total += count
+    return total
 
 
 def fold(names: Iterable[str]) -> str:
