@@ -11,9 +11,11 @@ from collections.abc import Iterable
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 from ClusterShell.RangeSet import RangeSetParseError
 
+from slurmkit.errors import SlurmkitError
 
-class HostlistError(ValueError):
-    """A hostlist expression that does not parse."""
+
+class HostlistError(SlurmkitError, ValueError):
+    """A hostlist expression that does not parse (a ValueError too, so that pydantic validators report it)."""
 
 
 # More names than any Slurm cluster has; past it a typo (``node-[1-100000000]``) would take minutes and gigabytes.
