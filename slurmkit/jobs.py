@@ -35,9 +35,10 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from slurmkit.errors import SlurmkitError
+from slurmkit.resources import data_dir
 from slurmkit.slurm.parsers import JobInfo, TERMINAL_STATES, failed_nodes_from_srun
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATE_DIR = data_dir("templates")
 LAUNCHERS = ("torchrun", "mpirun", "srun")
 
 ENV_VARS = {

@@ -29,9 +29,10 @@ import jinja2
 import yaml
 
 from slurmkit.errors import CommandError, ConfigError, Problem
+from slurmkit.resources import data_dir
 from slurmkit.remote import UNPACK, Upload, pack
 
-PLAYBOOK_DIR = Path(__file__).resolve().parent.parent / "playbooks"
+PLAYBOOK_DIR = data_dir("playbooks")
 ACTIONS = ("packages", "file", "directory", "service", "command")
 Status = Literal["ok", "changed", "failed", "skipped"]
 

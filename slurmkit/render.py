@@ -16,8 +16,9 @@ import jinja2
 from slurmkit import __version__, hostlist
 from slurmkit.cluster import Cluster, NodeGroup
 from slurmkit.errors import ConfigError, Problem
+from slurmkit.resources import data_dir
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATE_DIR = data_dir("templates")
 CONFIG_FILES = ("slurm.conf", "gres.conf", "cgroup.conf", "topology.conf")
 
 # Settings whose name or presence changed across Slurm versions: (first version, value) pairs, newest last.
