@@ -40,6 +40,73 @@ def _available(target: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+# Commands, by their path under `slurmkit`, that do not read the cluster file (nor do their subcommands):
+# they get no -c/--cluster.
+NO_CLUSTER_FILE = frozenset({"init", "demo", "local", "bench parse", "bench report"})
+
+CLUSTER_HELP = "Cluster file. Default: $SLURMKIT_CLUSTER, else ./cluster.yaml."
+SUB_CLUSTER_HELP = "Cluster file (also accepted before the command; given in both places, this one wins). " + CLUSTER_HELP.split(". ", 1)[1]
+GROUP_JSON_HELP = "Print JSON: the default of --json for the command that follows (for the commands that have one)."
+
+
+def _set_cluster(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(dict)["cluster_file"] = value
+
+
+def _set_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(dict)["json"] = True
+
+
+def _json_default() -> bool:
+    return bool((click.get_current_context().obj or {}).get("json"))
+
+
+def _json_option(cmd: click.Command) -> click.Option | None:
+    return next((p for p in cmd.params if isinstance(p, click.Option) and "--json" in p.opts), None)
+
+
+def _has_json(cmd: click.Command) -> bool:
+    return _json_option(cmd) is not None or (
+        isinstance(cmd, click.Group) and any(_has_json(c) for c in cmd.commands.values())
+    )
+
+
+def add_common_options(cmd: click.Command, path: str) -> click.Command:
+    """Give ``cmd`` (at ``path``, e.g. ``"keys add"``) and its subcommands the options a user may put before or
+    after a subcommand, and return it.
+
+    ``-c/--cluster FILE`` on every command that reads the cluster file (a name the command already uses for
+    another option is left to it: ``bench -c`` is ``--check``); the innermost one given wins, as it is parsed
+    last. ``--json`` on groups whose subcommands have one; a group-level ``--json`` (or ``slurmkit --json``)
+    makes ``--json`` the default of the command that follows. Idempotent.
+    """
+    if getattr(cmd, "_slurmkit_common", False):
+        return cmd
+    cmd._slurmkit_common = True
+    taken = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+    words = path.split()
+    if not any(" ".join(words[:i]) in NO_CLUSTER_FILE for i in range(1, len(words) + 1)):
+        names = [n for n in ("-c", "--cluster") if n not in taken]
+        if names:
+            cmd.params.append(click.Option(
+                [*names, "slurmkit_cluster_file"], metavar="FILE", type=click.Path(dir_okay=False),
+                expose_value=False, callback=_set_cluster, help=SUB_CLUSTER_HELP,
+            ))
+    own_json = _json_option(cmd)
+    if own_json is not None:
+        own_json.default = _json_default
+    elif isinstance(cmd, click.Group) and _has_json(cmd):
+        cmd.params.append(click.Option(
+            ["--json", "slurmkit_json"], is_flag=True, expose_value=False, callback=_set_json, help=GROUP_JSON_HELP,
+        ))
+    if isinstance(cmd, click.Group):
+        for name, sub in cmd.commands.items():
+            add_common_options(sub, f"{path} {name}")
+    return cmd
+
+
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
 
@@ -51,7 +118,7 @@ class LazyGroup(click.Group):
         if entry is None or not _available(entry[0]):
             return None
         module, attr = entry[0].split(":")
-        return getattr(importlib.import_module(module), attr)
+        return add_common_options(getattr(importlib.import_module(module), attr), name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help comes from the table above so that `--help` imports no command module.
@@ -68,11 +135,13 @@ class LazyGroup(click.Group):
     "cluster_file",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Cluster file. Default: $SLURMKIT_CLUSTER, else ./cluster.yaml.",
+    metavar="FILE",
+    help=CLUSTER_HELP + " Also accepted after the command; given in both places, the one after wins.",
 )
+@click.option("--json", "as_json", is_flag=True, help=GROUP_JSON_HELP)
 @click.version_option(__version__, prog_name="slurmkit")
 @click.pass_context
-def cli(ctx: click.Context, cluster_file: str | None) -> None:
+def cli(ctx: click.Context, cluster_file: str | None, as_json: bool) -> None:
     """slurmkit: take SSH-reachable GPU machines to an accepted Slurm cluster, then use it.
 
     \b
@@ -88,6 +157,7 @@ def cli(ctx: click.Context, cluster_file: str | None) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["cluster_file"] = cluster_file or os.environ.get("SLURMKIT_CLUSTER") or "cluster.yaml"
+    ctx.obj["json"] = as_json
 
 
 def main(argv: list[str] | None = None) -> None:
