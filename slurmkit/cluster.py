@@ -224,6 +224,25 @@ MAX_DEPTH = 64
 def parse_cluster(text: str, source: str = "cluster.yaml") -> Cluster:
     """Parse and validate cluster-file text. Returns a Cluster or raises ConfigError (never hangs: recursive
     aliases, documents expanding past :data:`MAX_VALUES` values or nested past :data:`MAX_DEPTH` are refused)."""
+    data, node = load_yaml(text, source)
+    if not isinstance(data, dict):
+        raise ConfigError(source, [Problem("", "the cluster file must be a YAML mapping of keys (cluster:, ssh:, ...)")])
+    lines = _line_index(node)
+    try:
+        cluster = Cluster.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _problems_from_pydantic(exc, lines)) from None
+    problems = cross_check(cluster)
+    if problems:
+        raise ConfigError(source, [_with_line(p, lines) for p in problems])
+    return cluster
+
+
+def load_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+    """One YAML document (safe tags only) and its composed nodes, for any input file slurmkit reads. Every
+    problem is a ConfigError naming ``source``: syntax (line and column), characters YAML forbids, values its
+    constructors refuse, recursive aliases, more than :data:`MAX_VALUES` values after alias expansion, nesting
+    past :data:`MAX_DEPTH`."""
     loader = None
     try:
         loader = yaml.SafeLoader(text)  # reads the whole text: a NUL or other unprintable character fails here
@@ -241,25 +260,15 @@ def parse_cluster(text: str, source: str = "cluster.yaml") -> Cluster:
     except yaml.YAMLError as exc:
         raise ConfigError(source, [Problem("", f"malformed YAML: {exc}")]) from None
     except RecursionError:
-        raise ConfigError(source, [Problem("", f"nested more than {MAX_DEPTH} levels deep; a cluster file needs a "
-                                               "few")]) from None
+        raise ConfigError(source, [Problem("", f"nested more than {MAX_DEPTH} levels deep; no slurmkit "
+                                               "input needs more than a few")]) from None
     except (ValueError, OverflowError) as exc:
         # PyYAML's constructors: a timestamp that is no date (2024-02-30), an int past Python's digit limit.
         raise ConfigError(source, [Problem("", f"a value YAML cannot read: {exc}")]) from None
     finally:
         if loader is not None:
             loader.dispose()
-    if not isinstance(data, dict):
-        raise ConfigError(source, [Problem("", "the cluster file must be a YAML mapping of keys (cluster:, ssh:, ...)")])
-    lines = _line_index(node)
-    try:
-        cluster = Cluster.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(source, _problems_from_pydantic(exc, lines)) from None
-    problems = cross_check(cluster)
-    if problems:
-        raise ConfigError(source, [_with_line(p, lines) for p in problems])
-    return cluster
+    return data, node
 
 
 def _check_size(root: yaml.Node | None, source: str) -> None:
@@ -285,8 +294,8 @@ def _check_size(root: yaml.Node | None, source: str) -> None:
                         "out or use fewer aliases") if aliased else f"more than {MAX_VALUES} values"
                 raise ConfigError(source, [Problem("", f"too large: {what}")])
             if depth[key] > MAX_DEPTH:
-                raise ConfigError(source, [Problem("", f"nested more than {MAX_DEPTH} levels deep; a cluster file "
-                                                       "needs a few")])
+                raise ConfigError(source, [Problem("", f"nested more than {MAX_DEPTH} levels deep; no slurmkit "
+                                                       "input needs more than a few")])
             continue
         if key in size:
             aliased = True
@@ -294,15 +303,14 @@ def _check_size(root: yaml.Node | None, source: str) -> None:
         if key in on_path:
             mark = n.start_mark
             raise ConfigError(source, [Problem("", f"a recursive alias (an anchor &name used inside itself) at line "
-                                                   f"{mark.line + 1}; a cluster file cannot refer to itself")])
+                                                   f"{mark.line + 1}; an input cannot contain itself")])
         on_path.add(key)
         stack.append((n, True))
         for c in children:
             if id(c) in on_path:
                 mark = c.start_mark
                 raise ConfigError(source, [Problem("", f"a recursive alias (an anchor &name used inside itself) "
-                                                       f"at line {mark.line + 1}; a cluster file cannot refer to "
-                                                       "itself")])
+                                                       f"at line {mark.line + 1}; an input cannot contain itself")])
             if id(c) in size:
                 aliased = True
                 continue
@@ -427,13 +435,17 @@ def _fmt_loc(loc: tuple) -> str:
 
 
 def _problems_from_pydantic(exc: ValidationError, lines: dict[str, int]) -> list[Problem]:
-    problems: list[Problem] = []
-    seen: set[tuple[str, str]] = set()
+    found: list[tuple[str, str, str]] = []
     for err in exc.errors():
         # pydantic tags union members in the location ("str", "HostGroup"); drop them.
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p in ("str",) or p[:1].isupper())))
-        path = _fmt_loc(loc)
         etype = err["type"]
+        raw = err["loc"]
+        # pydantic tags union members in the location ("str", "HostGroup"); drop them (never the top-level
+        # key, nor the key an unknown-key error names).
+        keep_last = etype == "extra_forbidden" and len(raw) > 1
+        inner = raw[1 : len(raw) - keep_last]
+        loc = raw[:1] + tuple(p for p in inner if p not in _UNION_TAGS) + (raw[-1:] if keep_last else ())
+        path = _fmt_loc(loc)
         if etype == "extra_forbidden":
             valid = _valid_keys(loc[:-1])
             msg = f"unknown key {loc[-1]!r}; valid keys: {', '.join(valid)}" if valid else f"unknown key {loc[-1]!r}"
@@ -449,16 +461,26 @@ def _problems_from_pydantic(exc: ValidationError, lines: dict[str, int]) -> list
             msg = str(err["ctx"]["error"])
         else:
             msg = err["msg"]
+        found.append((path, etype, msg))
+    problems: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for path, etype, msg in found:
+        # A union (heads: a hostlist or a mapping) reports each branch; a branch's "wrong type" goes when another
+        # branch said more about the same key.
+        if etype in _TYPE_MISMATCH and any(
+            (p == path and t not in _TYPE_MISMATCH) or p.startswith(path + ".") for p, t, _ in found
+        ):
+            continue
         if (path, msg) in seen:
-            continue
-        # A union of str | mapping reports both branches; keep the one that matches the input's shape.
-        if isinstance(err.get("input"), dict) and etype == "string_type":
-            continue
-        if path == "heads" and etype in ("model_type", "dict_type") and isinstance(err.get("input"), str):
             continue
         seen.add((path, msg))
         problems.append(_with_line(Problem(path, msg), lines))
     return problems
+
+
+_UNION_TAGS = {"str", "int", "constrained-str", "Cluster", "SSH", "GPUs", "HostGroup", "NodeGroup", "Partition",
+               "Switch", "Topology"}
+_TYPE_MISMATCH = {"string_type", "model_type", "model_attributes_type", "dict_type"}
 
 
 def _with_line(p: Problem, lines: dict[str, int]) -> Problem:

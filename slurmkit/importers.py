@@ -8,9 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from slurmkit import hostlist
+from slurmkit.cluster import load_yaml
 from slurmkit.errors import ConfigError, Problem
 
 LAMBDA_RE = re.compile(r"^(?P<prefix>[a-z0-9][a-z0-9-]*?)-(?P<role>head|node)-(?P<num>\d+)$")
@@ -89,10 +88,7 @@ def from_lambda_nodes(
 def from_dstack_fleet(text: str, source: str, gpu_type: str | None = None, gpus_per_node: int | None = None) -> dict[str, Any]:
     """A dstack SSH fleet (``type: fleet`` with ``ssh_config.hosts``). The ``proxy_jump`` host, when given, becomes
     the Slurm controller (head); otherwise the first host is the head and the others compute nodes."""
-    try:
-        fleet = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, [Problem("", f"malformed YAML: {exc}")]) from None
+    fleet, _ = load_yaml(text, source)
     if not isinstance(fleet, dict) or not isinstance(fleet.get("ssh_config"), dict):
         raise ConfigError(source, [Problem("ssh_config", "a dstack SSH fleet needs an ssh_config mapping with hosts")])
     sc = fleet["ssh_config"]
@@ -101,6 +97,12 @@ def from_dstack_fleet(text: str, source: str, gpu_type: str | None = None, gpus_
     if not isinstance(hosts, list) or not hosts:
         raise ConfigError(source, [Problem("ssh_config.hosts", "must be a non-empty list of hosts")])
     user, ident, port = sc.get("user"), sc.get("identity_file"), sc.get("port", 22)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        problems.append(Problem("ssh_config.port", f"{port!r} is no TCP port (1-65535)"))
+    if user is not None and not isinstance(user, str):
+        problems.append(Problem("ssh_config.user", f"{user!r} is no user name"))
+    if ident is not None and not isinstance(ident, str):
+        problems.append(Problem("ssh_config.identity_file", f"{ident!r} is no file name"))
     addrs = []
     for i, h in enumerate(hosts):
         if isinstance(h, str):

@@ -53,9 +53,21 @@ def test_a_missing_nested_key_still_gets_its_parents_line():
         "ssh.user: required key missing (the SSH user slurmkit logs in as) (line 4)"]
 
 
+def test_a_mapping_where_a_string_belongs_is_reported_not_dropped():
+    # Found by test_every_key_with_a_wrong_type...: a ConfigError with no problem in it.
+    assert problems(GOOD.replace("cluster: tp-7f3a2c", "cluster: {}")) == ["cluster: Input should be a valid string (line 3)"]
+
+
+def test_a_capitalised_key_keeps_its_name_in_the_path():
+    # Found by test_arbitrary_yaml_documents: capitalised keys were taken for pydantic's union tags (IndexError).
+    assert problems("OverSubscribe: 1\n")[-1].startswith("OverSubscribe: unknown key 'OverSubscribe'; valid keys: cluster,")
+    assert problems(GOOD + "slurm_conf: {SlurmctldTimeout: []}\n") == [
+        "slurm_conf.SlurmctldTimeout: Input should be a valid integer (line 19)"]
+
+
 def test_a_recursive_alias_is_refused():
     assert problems("a: &x [*x]\n") == [
-        "a recursive alias (an anchor &name used inside itself) at line 1; a cluster file cannot refer to itself"]
+        "a recursive alias (an anchor &name used inside itself) at line 1; an input cannot contain itself"]
     assert problems(GOOD + "slurm_conf: &x {A: *x}\n")[0].startswith("a recursive alias")
     assert problems("a: &x {<<: *x}\n")[0].startswith("a recursive alias")
 
@@ -98,7 +110,7 @@ def test_aliases_within_the_bound_still_work():
 
 
 def test_deep_nesting_is_refused_not_a_recursion_error():
-    msg = f"nested more than {MAX_DEPTH} levels deep; a cluster file needs a few"
+    msg = f"nested more than {MAX_DEPTH} levels deep; no slurmkit input needs more than a few"
     assert problems("a: " + "[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5) + "\n") == [msg]
     assert problems("a: " + "[" * 5000 + "]" * 5000 + "\n") == [msg]
 
