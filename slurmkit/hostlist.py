@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+from ClusterShell.NodeSet import NodeSet, NodeSetException
+from ClusterShell.NodeUtils import GroupResolverError
 from ClusterShell.RangeSet import RangeSetParseError
 
 from slurmkit.errors import SlurmkitError
@@ -36,7 +37,7 @@ def expand(expr: str) -> list[str]:
         try:
             for piece in _split_single_bracket(part):
                 names.extend(NodeSet(piece, resolver=_NO_GROUPS))
-        except (NodeSetParseError, RangeSetParseError) as exc:
+        except (NodeSetException, RangeSetParseError, GroupResolverError) as exc:
             raise HostlistError(f"bad hostlist {expr!r}: {exc}") from None
     return names
 

@@ -7,7 +7,12 @@ import json
 import re
 
 from slurmkit.facts._text import clean, cpu_list
+from slurmkit.facts.errors import FactsParseError
 from slurmkit.facts.models import CpuInfo, CpuLayoutEntry, NumaInfo, NumaNode
+
+
+LSCPU_JSON_COMMAND = "lscpu -J"
+NUMACTL_COMMAND = "numactl -H"
 
 
 def _int(value: str | None) -> int | None:
@@ -49,17 +54,26 @@ def parse_lscpu_json(text: str) -> CpuInfo | None:
     text = clean(text).strip()
     if not text:
         return None
-    doc = json.loads(text)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FactsParseError(LSCPU_JSON_COMMAND, exc.lineno, f"not JSON: {exc.msg} (output cut short?)") from None
+    except RecursionError:
+        raise FactsParseError(LSCPU_JSON_COMMAND, 0, "JSON nested too deeply for lscpu -J") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("lscpu", []), list):
+        raise FactsParseError(LSCPU_JSON_COMMAND, 0, 'no {"lscpu": [...]} object')
     fields: dict[str, str] = {}
-
-    def walk(entries):
-        for entry in entries:
-            key = str(entry.get("field", "")).rstrip(":").strip()
-            if key and entry.get("data") is not None:
-                fields.setdefault(key, str(entry["data"]))
-            walk(entry.get("children", []))
-
-    walk(doc.get("lscpu", []))
+    todo = list(reversed(doc.get("lscpu", [])))
+    while todo:  # depth-first, in order, without recursion
+        entry = todo.pop()
+        if not isinstance(entry, dict):
+            raise FactsParseError(LSCPU_JSON_COMMAND, 0, f"an entry that is no object: {str(entry)[:60]!r}")
+        key = str(entry.get("field", "")).rstrip(":").strip()
+        if key and entry.get("data") is not None:
+            fields.setdefault(key, str(entry["data"]))
+        children = entry.get("children", [])
+        if isinstance(children, list):
+            todo.extend(reversed(children))
     return _cpuinfo_from_fields(fields)
 
 
@@ -79,32 +93,36 @@ def parse_lscpu_parsable(text: str) -> list[CpuLayoutEntry]:
 
 
 def parse_numactl_hardware(text: str) -> NumaInfo | None:
-    """``numactl -H``: ``node N cpus: ...``, ``node N size: X MB``, ``node N free: X MB`` and distances."""
+    """``numactl -H``: ``node N cpus: ...``, ``node N size: X MB``, ``node N free: X MB`` and distances.
+    A CPU or distance that is no number (garbled output) raises :class:`FactsParseError`."""
     info = NumaInfo()
     nodes: dict[int, NumaNode] = {}
     in_distances = False
     columns: list[int] = []
-    for line in clean(text).split("\n"):
-        m = re.match(r"^node (\d+) cpus:(.*)$", line)
-        if m:
-            n = int(m.group(1))
-            nodes[n] = NumaNode(node=n, cpus=[int(c) for c in m.group(2).split()])
-            info.nodes.append(nodes[n])
-            continue
-        m = re.match(r"^node (\d+) (size|free): (\d+) MB", line)
-        if m and int(m.group(1)) in nodes:
-            setattr(nodes[int(m.group(1))], f"{m.group(2)}_mb", int(m.group(3)))
-            continue
-        if line.startswith("node distances:"):
-            in_distances = True
-            continue
-        if in_distances:
-            if line.startswith("node "):
-                columns = [int(c) for c in line.split()[1:]]
-                continue
-            m = re.match(r"^\s*(\d+):\s*(.*)$", line)
+    for no, line in enumerate(clean(text).split("\n"), 1):
+        try:
+            m = re.match(r"^node (\d+) cpus:(.*)$", line)
             if m:
-                info.distances[int(m.group(1))] = dict(zip(columns, (int(v) for v in m.group(2).split())))
+                n = int(m.group(1))
+                nodes[n] = NumaNode(node=n, cpus=[int(c) for c in m.group(2).split()])
+                info.nodes.append(nodes[n])
+                continue
+            m = re.match(r"^node (\d+) (size|free): (\d+) MB", line)
+            if m and int(m.group(1)) in nodes:
+                setattr(nodes[int(m.group(1))], f"{m.group(2)}_mb", int(m.group(3)))
+                continue
+            if line.startswith("node distances:"):
+                in_distances = True
+                continue
+            if in_distances:
+                if line.startswith("node "):
+                    columns = [int(c) for c in line.split()[1:]]
+                    continue
+                m = re.match(r"^\s*(\d+):\s*(.*)$", line)
+                if m:
+                    info.distances[int(m.group(1))] = dict(zip(columns, (int(v) for v in m.group(2).split())))
+        except ValueError:
+            raise FactsParseError(NUMACTL_COMMAND, no, f"{line.strip()[:80]!r}: a word that is no number") from None
     return info if info.nodes else None
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from slurmkit import hostlist
+from slurmkit.facts import FactsParseError, parse_lscpu_json, parse_numactl_hardware
+from tests.conftest import hardware_fixture
 from tests.unit._bounded import BOUND_S, bounded
 
 
@@ -18,3 +20,29 @@ def test_a_hostlist_naming_too_many_hosts_is_refused_without_expanding(expr):
 
 def test_a_hostlist_at_the_bound_still_expands():
     assert len(bounded(BOUND_S * 4, hostlist.expand, f"n[1-{hostlist.MAX_NAMES}]")) == hostlist.MAX_NAMES
+
+
+def test_a_hostlist_with_a_group_character_is_a_hostlist_error():
+    # Found by test_hostlists: '?' and '@' reached ClusterShell's group resolver (GroupResolverSourceError).
+    for expr in ("?", "@x", "a,@b"):
+        with pytest.raises(hostlist.HostlistError, match="bad hostlist"):
+            bounded(BOUND_S, hostlist.expand, expr)
+
+
+def test_lscpu_json_cut_short_or_not_an_object_is_a_facts_parse_error():
+    # Found by test_mutations_and_arbitrary_text[lscpu_json]: JSONDecodeError and AttributeError escaped.
+    text = hardware_fixture("lscpu-J-01-devvm-epyc-2cpu-kvm.txt")
+    with pytest.raises(FactsParseError, match=r"command `lscpu -J`, line \d+: not JSON: "):
+        parse_lscpu_json(text[: len(text) // 2])
+    for bad in ("0", "[]", '{"lscpu": 3}', '{"lscpu": [1]}'):
+        with pytest.raises(FactsParseError, match="command `lscpu -J`"):
+            parse_lscpu_json(bad)
+    assert parse_lscpu_json(text).cpus == 2
+
+
+def test_numactl_with_a_garbled_cpu_names_the_line():
+    # Found by test_mutations_and_arbitrary_text[numactl]: int('\\x000') escaped as ValueError.
+    text = hardware_fixture("numactl-H-01-h100-2s-xeon8480-violet-h100-023.txt")
+    with pytest.raises(FactsParseError, match=r"command `numactl -H`, line 2: .*a word that is no number"):
+        parse_numactl_hardware(text.replace("cpus: 0 ", "cpus: \x000 ", 1))
+    assert len(parse_numactl_hardware(text).nodes) == 2
