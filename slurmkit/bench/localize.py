@@ -102,11 +102,13 @@ class Findings:
         return not any(f.kind in ("unresolved", "all-slow") for f in self.findings)
 
 
-def find_culprits(results: Mapping[tuple[str, str], float], threshold: float, rounds: int | None = None) -> Findings:
+def find_culprits(results: Mapping[tuple[str, str], float], threshold: float, rounds: int | None = None,
+                  unit: str = "GB/s") -> Findings:
     """Narrow slow pairs to nodes and links (rules in the module docstring).
 
-    ``results`` maps a measured pair to its busbw (GB/s); a NaN or missing value counts as slow (the pair's run
-    failed). ``rounds`` is how many rounds produced the results; when None it is taken as the most pairs any
+    ``results`` maps a measured pair to its figure: its busbw (``unit`` GB/s), or its busbw over a same-run
+    baseline (``unit`` "of the same-run baseline"), in the unit of ``threshold``; a NaN or missing value counts
+    as slow (the pair's run failed). ``rounds`` is how many rounds produced the results; when None it is taken as the most pairs any
     node was in (the least number of rounds of disjoint pairs that can hold them).
     """
     measured: dict[Pair, float] = {}
@@ -132,7 +134,7 @@ def find_culprits(results: Mapping[tuple[str, str], float], threshold: float, ro
     if not cleared:
         out.findings.append(Finding(
             "all-slow", tuple(sorted(partners)), tuple(out.slow_pairs),
-            f"every measured pair is below {threshold:g} GB/s: the fault is shared by all nodes (a switch, the "
+            f"every measured pair is below {threshold:g} {unit}: the fault is shared by all nodes (a switch, the "
             "fabric configuration, the software stack) or the threshold is wrong",
         ))
         return out
@@ -158,7 +160,7 @@ def find_culprits(results: Mapping[tuple[str, str], float], threshold: float, ro
         if a in cleared and b in cleared:
             out.findings.append(Finding(
                 "link", (a, b), (((a, b), bw),),
-                f"{a} <-> {b}: {_bw(bw)} below {threshold:g} GB/s while both nodes are fast with other partners",
+                f"{a} <-> {b}: {_bw(bw, unit)} below {threshold:g} {unit} while both nodes are fast with other partners",
             ))
 
     for node in unresolved:
@@ -176,8 +178,8 @@ def _other(pair: Pair, node: str) -> str:
     return pair[1] if pair[0] == node else pair[0]
 
 
-def _bw(bw: float) -> str:
-    return "failed" if math.isnan(bw) else f"{bw:.2f} GB/s"
+def _bw(bw: float, unit: str = "GB/s") -> str:
+    return "failed" if math.isnan(bw) else (f"{bw:.2f} GB/s" if unit == "GB/s" else f"busbw {bw:.2f} {unit}")
 
 
 def _narrowing_plan(unresolved: list[str], cleared: list[str], measured: Mapping[Pair, float]) -> list[list[Pair]]:
@@ -218,10 +220,12 @@ def localize(
     threshold: float,
     rounds: int = 2,
     max_extra_rounds: int = 4,
+    unit: str = "GB/s",
 ) -> Findings:
     """Run :func:`pair_rounds`, then narrowing plans, through ``measure`` until resolved.
 
-    ``measure(round)`` runs one round's pairs (at once, on a real cluster) and returns each pair's busbw.
+    ``measure(round)`` runs one round's pairs (at once, on a real cluster) and returns each pair's figure, in
+    the ``unit`` of ``threshold`` (see :func:`find_culprits`).
     The findings report every round measured, the narrowing ones included.
     """
     results: dict[tuple[str, str], float] = {}
@@ -229,14 +233,14 @@ def localize(
     for rnd in pair_rounds(nodes, rounds):
         results.update(measure(rnd))
         used += 1
-    found = find_culprits(results, threshold, rounds=used)
+    found = find_culprits(results, threshold, rounds=used, unit=unit)
     extra = 0
     while found.plan and extra < max_extra_rounds:
         for rnd in found.plan[: max_extra_rounds - extra]:
             results.update(measure(rnd))
             used += 1
             extra += 1
-        found = find_culprits(results, threshold, rounds=used)
+        found = find_culprits(results, threshold, rounds=used, unit=unit)
     return found
 
 

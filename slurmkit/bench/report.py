@@ -16,7 +16,11 @@ Plots (matplotlib, Agg backend; no display is needed):
 
 The verdict read from ``meta.json`` is the plain dict of :mod:`slurmkit.bench.results`:
 ``{"passed": bool, "reasons": [str], "summary": str?, "expect_gbps": float?, "min_size_bytes": int?}``, with
-culprits in ``meta["culprits"]`` (``{"node"|"nodes"|"link"|"pair": ..., "message": ...}``).
+culprits in ``meta["culprits"]`` (``{"node"|"nodes"|"link"|"pair": ..., "message": ...}``). A verdict judged
+against a same-run baseline (``min_ratio``, ``baseline_gbps``, ``ratio``; no ``expect_gbps``) draws its
+threshold as ``min_ratio`` times the baseline; each job's baseline step (``logs/*-baseline.log``) is drawn as
+a line of its own in a single run's busbw plot and is left out of the judged values, each pair or node set
+being compared with its own job's baseline.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slurmkit.bench.results import SavedRun, find_runs, load_run
+from slurmkit.bench.results import BASELINE_SUFFIX, SavedRun, find_runs, load_run
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -64,15 +68,35 @@ def human_bytes(size: float) -> str:
 
 
 def _threshold(meta: dict[str, Any]) -> tuple[float | None, int | None]:
+    """(busbw threshold in GB/s, minimum size): ``expect_gbps``, else ``min_ratio`` x the judged run's
+    same-run baseline."""
     verdict = meta.get("verdict") or {}
     expect = verdict.get("expect_gbps")
+    if expect is None and verdict.get("min_ratio") is not None and verdict.get("baseline_gbps") is not None:
+        expect = float(verdict["min_ratio"]) * float(verdict["baseline_gbps"])
     min_size = verdict.get("min_size_bytes")
     return (float(expect) if expect is not None else None, int(min_size) if min_size is not None else None)
 
 
-def _op_rows(saved: SavedRun) -> pandas.DataFrame:
-    """The rows of the run's collective (rows whose collective the log does not name count as it)."""
+def _threshold_label(meta: dict[str, Any], expect: float) -> str:
+    verdict = meta.get("verdict") or {}
+    if verdict.get("expect_gbps") is None and verdict.get("min_ratio") is not None:
+        return (f"expected >= {verdict['min_ratio']:g} x same-run baseline {verdict['baseline_gbps']:.2f} "
+                f"= {expect:.2f} GB/s")
+    return f"expected >= {expect:g} GB/s"
+
+
+def _is_baseline(rows: pandas.DataFrame):
+    return rows["log"].fillna("").astype(str).str.endswith(BASELINE_SUFFIX)
+
+
+def _op_rows(saved: SavedRun, baseline: bool = False) -> pandas.DataFrame:
+    """The rows of the run's collective (rows whose collective the log does not name count as it): the measured
+    steps' rows, or with ``baseline`` the same-run baseline steps' rows."""
     rows = saved.rows
+    if not rows.empty and "log" in rows:
+        keep = _is_baseline(rows)
+        rows = rows[keep if baseline else ~keep]
     op = saved.meta.get("op")
     if rows.empty or not op:
         return rows
@@ -144,6 +168,11 @@ def _series(runs: list[SavedRun], per_run: bool) -> list[tuple[str, pandas.DataF
             if multi_attempt:
                 label += f" (attempt {k['attempt']})"
             out.append((label, sel.sort_values("size_bytes")))
+        if not per_run and saved.meta.get("mode") == "cluster":
+            base = _op_rows(saved, baseline=True)
+            for (log, run), sel in base.groupby(["log", "run"], sort=True):
+                node_set = sel["node_set"].iloc[0] if isinstance(sel["node_set"].iloc[0], str) else log
+                out.append((f"same-run baseline ({node_set})", sel.sort_values("size_bytes")))
     return out
 
 
@@ -181,10 +210,12 @@ def _finish(fig, path: Path) -> Path:
 
 
 def plot_busbw(series, expect: float | None, min_size: int | None, title: str, path: Path,
-               note: str = "") -> Path | None:
-    """Bus bandwidth vs size, out-of-place solid, in-place dashed, expectation as a red line."""
+               note: str = "", label: str | None = None) -> Path | None:
+    """Bus bandwidth vs size, out-of-place solid, in-place dashed, expectation as a red line (``label``: its
+    legend, default ``expected >= X GB/s``)."""
     if not series:
         return None
+    threshold_label = label
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(10, 5.6))
     many = len(series) > MAX_LEGEND
@@ -201,7 +232,7 @@ def plot_busbw(series, expect: float | None, min_size: int | None, title: str, p
     if expect is not None:
         start = min_size if min_size is not None else max(sizes)
         ax.hlines(expect, max(start, min(sizes)) / 1.3 if start <= min(sizes) else start, max(sizes) * 1.3,
-                  colors="red", linestyles="-", lw=2, label=f"expected >= {expect:g} GB/s"
+                  colors="red", linestyles="-", lw=2, label=(threshold_label or f"expected >= {expect:g} GB/s")
                   + (f" from {human_bytes(min_size)}" if min_size is not None else "") + note)
     _log2_bytes_axis(ax, sizes)
     ax.set_ylabel("bus bandwidth (GB/s)")
@@ -262,7 +293,10 @@ def node_set_values(saved: SavedRun) -> list[dict[str, Any]]:
     """Per node set (and attempt) of a run: ``{"label", "node_set", "attempt", "busbw_gbps", "below",
     "culprit"}``, in node-set order."""
     expect, min_size = _threshold(saved.meta)
+    verdict = saved.meta.get("verdict") or {}
+    min_ratio = verdict.get("min_ratio") if verdict.get("expect_gbps") is None else None
     rows = _op_rows(saved)
+    base = _op_rows(saved, baseline=True)
     culprits = _culprit_nodes(saved.meta)
     out = []
     if rows.empty:
@@ -274,10 +308,16 @@ def node_set_values(saved: SavedRun) -> list[dict[str, Any]]:
         sel = rows[(rows["node_set"].fillna("?") == node_set) & (rows["attempt"] == k["attempt"])]
         value = _judged_value(sel, min_size)
         label = node_set + (f" (round {k['attempt']})" if multi_attempt else "")
+        below = expect is not None and (value is None or value < expect)
+        ratio = None
+        if min_ratio is not None:
+            logs = {str(log)[: -len(".log")] + BASELINE_SUFFIX for log in sel["log"].dropna().unique()}
+            own = _judged_value(base[base["log"].isin(logs)], min_size) if not base.empty else None
+            ratio = value / own if value is not None and own else None
+            below = ratio is None or ratio < float(min_ratio)
         out.append({
             "label": label, "node_set": node_set, "attempt": int(k["attempt"]), "busbw_gbps": value,
-            "below": expect is not None and (value is None or value < expect),
-            "culprit": bool(culprits & _set_nodes(node_set)),
+            "ratio": ratio, "below": below, "culprit": bool(culprits & _set_nodes(node_set)),
         })
     return out
 
@@ -298,9 +338,11 @@ def plot_node_sets(saved: SavedRun, path: Path) -> Path | None:
         if v["culprit"]:
             bar.set_hatch("//")
         text = "no data" if v["busbw_gbps"] is None else f"{v['busbw_gbps']:.1f}"
+        if v.get("ratio") is not None:
+            text += f"\n{v['ratio']:.2f}x base"
         ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
                     fontsize=8, xytext=(0, 2), textcoords="offset points")
-    if expect is not None:
+    if expect is not None and not any(v.get("ratio") is not None for v in values):
         ax.axhline(expect, color="red", lw=2, label=f"expected >= {expect:g} GB/s")
     ax.set_xticks(range(n))
     ax.set_xticklabels([v["label"] for v in values], rotation=30 if n > 4 else 0, ha="right" if n > 4 else "center",
@@ -574,7 +616,8 @@ def _meta_rows(meta: dict[str, Any]) -> list[tuple[str, str]]:
     rows += [(f"env: {k}", v) for k, v in env.items()] or [("environment", "no NCCL_* variables set")]
     verdict = meta.get("verdict") or {}
     rows += [(f"verdict: {k}", v) for k, v in verdict.items()
-             if k in ("profile", "op", "expect_gbps", "min_size_bytes", "measured_gbps", "statistic")]
+             if k in ("profile", "op", "expect_gbps", "min_size_bytes", "measured_gbps", "statistic",
+                      "baseline_measure", "baseline_gbps", "ratio", "min_ratio")]
     return [(k, "-" if v is None else str(v)) for k, v in rows]
 
 
@@ -607,7 +650,8 @@ def build_report(path: str | os.PathLike) -> Report:
     plots: dict[str, Path] = {}
     captions: dict[str, str] = {}
     made = plot_busbw(series, expect, min_size, f"{what}\n{scope}", plots_dir / "busbw.png",
-                      note=" (latest run)" if several else "")
+                      note=" (latest run)" if several else "",
+                      label=_threshold_label(meta, expect) if expect is not None else None)
     if made:
         plots["busbw"], captions["busbw"] = made, "Bus bandwidth vs message size: out-of-place solid, in-place dashed."
     made = plot_latency(series, f"{meta.get('op') or ''} time per call, messages up to 1M\n{scope}",

@@ -2,7 +2,8 @@
 
 Layout of a run directory, ``<out>/<UTC time>-<mode>-<engine>/`` (e.g. ``20250301T120000Z-pairs-torch``)::
 
-    logs/<name>.log   the raw stdout of every job step, as captured
+    logs/<name>.log   the raw stdout of every job step, as captured (a job's same-run baseline step, when it
+                      ran one, in ``logs/<name>-baseline.log``)
     rows.parquet      the parse frame (DESIGN.md columns; ``source`` is ``logs/<name>.log``) plus
                       ``log`` (file name), ``attempt`` (Int64: retry or pairs round), ``node_set`` (folded
                       hostlist, e.g. ``node-[1-2]``) and ``nnodes`` (Int64)
@@ -65,6 +66,8 @@ LOGS = "logs"
 #: Columns rows.parquet adds to the parse frame.
 EXTRA_COLUMNS = ("log", "attempt", "node_set", "nnodes")
 MODES = ("cluster", "nodes", "pairs")
+#: A job's same-run baseline step is saved beside its measured step as ``logs/<name>-baseline.log``.
+BASELINE_SUFFIX = "-baseline.log"
 
 
 class NoResults(SlurmkitError):

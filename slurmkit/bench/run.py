@@ -18,6 +18,14 @@ Engines
     NCCL, or one task per node with gloo on CPU nodes (``gpus_per_node`` 0). The nodes need torch and slurmkit
     importable by PYTHON. Rank 0 prints ``# torch version X`` (from the installed package metadata) first.
 
+Same-run baseline
+    With ``BenchSpec.baseline`` (``one-node``: set by :func:`run_bench` from a profile's ``baseline:``), every
+    job of two or more nodes first runs the same engine command as a step of its own on the job's first node,
+    with the same number of ranks (with GPUs: that node's GPUs), then the measured step. Each step's output
+    follows a marker line (:data:`STEP_MARKER`); :func:`split_steps` cuts the log there, and the verdict divides
+    each measured run's busbw by its own job's baseline figure. Single-node jobs (``nodes`` mode) run no
+    baseline: they are judged against each other (the median).
+
 Outcomes
     A job that ends in any state but COMPLETED, or whose log holds no nccl-tests run, is a failed run in the
     verdict (never dropped). A job that cannot be submitted raises :class:`BenchCouldNotRun` (exit code 2) after
@@ -47,6 +55,10 @@ DEFAULT_NCCL_TESTS_DIR = "/opt/nccl-tests/build"
 # published profiles are judged at), a small one for CPU ranks over gloo.
 GPU_SWEEP = {"min_bytes": "8", "max_bytes": "8G", "step_factor": 2, "iters": 20, "warmup": 5}
 CPU_SWEEP = {"min_bytes": "1M", "max_bytes": "64M", "step_factor": 4, "iters": 5, "warmup": 2}
+
+#: Printed before each step of a job with a baseline: ``# slurmkit bench step: baseline`` / ``... measured``.
+STEP_MARKER = "# slurmkit bench step: "
+BASELINE_MEASURES = ("one-node",)
 
 _TORCH_VERSION_RE = re.compile(r"^# torch version (\S+)", re.M)
 # The rendezvous address is the job's SLURMKIT_MASTER_ADDR (node 0's NodeAddr) unless MASTER_ADDR is set; rank 0
@@ -93,9 +105,12 @@ class BenchSpec:
     chdir: str | None = None
     time_limit: str | None = "30"
     master_port: int = 29500
+    baseline: str | None = None  # a same-run baseline step in every job of >= 2 nodes (BASELINE_MEASURES)
 
     def __post_init__(self) -> None:
         problems = []
+        if self.baseline is not None and self.baseline not in BASELINE_MEASURES:
+            problems.append(f"baseline {self.baseline!r} is not one of {', '.join(BASELINE_MEASURES)}")
         if self.engine not in ENGINES:
             problems.append(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}")
         if self.mode not in MODES:
@@ -168,7 +183,46 @@ def job_request(spec: BenchSpec, nodes: Sequence[str] = (), nnodes: int | None =
     if nodes:
         request = dataclasses.replace(request, sbatch_args=(*request.sbatch_args,
                                                             f"--nodelist={hostlist.fold(list(nodes))}"))
+    if spec.baseline and count >= 2:
+        body, launch = request.script.rstrip("\n").rsplit("\n", 1)
+        steps = "\n".join([f"echo {shlex.quote(STEP_MARKER + 'baseline ' + spec.baseline)}",
+                           baseline_line(spec, count), f"echo {shlex.quote(STEP_MARKER + 'measured')}", launch])
+        request = dataclasses.replace(request, script=f"{body}\n{steps}\n")
     return request
+
+
+def baseline_ranks(spec: BenchSpec, nnodes: int) -> int:
+    """Ranks of the ``one-node`` baseline: the GPUs of one node with GPUs, else as many CPU ranks as the job
+    runs in all (they share the node's cores, as the job's ranks share the nodes')."""
+    return spec.gpus_per_node if spec.gpus_per_node else nnodes * spec.ranks_per_node
+
+
+def baseline_line(spec: BenchSpec, nnodes: int) -> str:
+    """The shell line of the baseline step: the engine command on the job's first node (``--overcommit``: CPU
+    ranks may outnumber the CPUs the job holds there), its rendezvous on the next port."""
+    n = baseline_ranks(spec, nnodes)
+    gpus = [f"--gpus-per-node={spec.gpus_per_node}"] if spec.gpus_per_node else []
+    srun = ["srun", "--nodes=1", f"--ntasks={n}", f"--ntasks-per-node={n}", *gpus, "--overcommit",
+            "--kill-on-bad-exit=1"]
+    env = f"MASTER_PORT={spec.master_port + 1} " if spec.engine == "torch" else ""
+    return (f'{env}{" ".join(srun)} --nodelist="${{SLURMKIT_NODE_NAMES%%,*}}" '
+            f"{' '.join(shlex.quote(a) for a in engine_command(spec))}")
+
+
+def split_steps(log: str) -> tuple[str | None, str]:
+    """(baseline output or None, measured output) of a job's log, cut at the :data:`STEP_MARKER` lines. A log
+    without markers is all measured; what precedes the first marker goes with the measured output."""
+    if STEP_MARKER not in log:
+        return None, log
+    baseline: list[str] = []
+    measured: list[str] = []
+    into = measured
+    for line in log.splitlines(keepends=True):
+        if line.startswith(STEP_MARKER):
+            into = baseline if line[len(STEP_MARKER):].startswith("baseline") else measured
+            continue
+        into.append(line)
+    return "".join(baseline), "".join(measured)
 
 
 @dataclass(frozen=True)
@@ -352,28 +406,49 @@ class BenchResult:
 def _parse(outcome: JobOutcome):
     from slurmkit.bench.parse import parse_text
 
-    return parse_text(outcome.log, f"logs/{outcome.planned.label}.log")
+    return parse_text(split_steps(outcome.log)[1], f"logs/{outcome.planned.label}.log")
+
+
+def _parse_baseline(outcome: JobOutcome):
+    from slurmkit.bench.parse import parse_text
+
+    text = split_steps(outcome.log)[0]
+    return [] if text is None else parse_text(text, f"logs/{outcome.planned.label}-baseline.log")
+
+
+def pair_ratio(outcome: JobOutcome) -> float:
+    """A pair's busbw over its same-run baseline, both at the largest size (:func:`judged_busbw`); NaN when
+    either is missing or the baseline is not positive."""
+    measured, base = judged_busbw(_parse(outcome)), judged_busbw(_parse_baseline(outcome))
+    if math.isnan(measured) or math.isnan(base) or base <= 0:
+        return float("nan")
+    return measured / base
 
 
 def run_bench(spec: BenchSpec, backend, out_dir: str | Path, *, candidates: Sequence[str] = (),
-              profile: str | None = None, expect_gbps: float | None = None, cluster: str | None = None,
-              progress: Progress = lambda m: None, poll: float = 2.0, job_timeout: float = 1800.0,
+              profile: str | None = None, expect_gbps: float | None = None, min_size_bytes: int | None = None,
+              cluster: str | None = None, progress: Progress = lambda m: None, poll: float = 2.0, job_timeout: float = 1800.0,
               rel_tol: float = 0.1, sleep: Callable[[float], None] = time.sleep) -> BenchResult:
     """Run the mode, judge it, localise, save the run and its report.
 
     ``candidates``: the nodes the ``nodes``/``pairs`` modes cover when ``spec.nodes`` is empty (the cluster's
-    compute nodes). ``pairs`` needs a threshold: the profile's ``min_busbw_gbps`` or ``expect_gbps``.
+    compute nodes). ``min_size_bytes`` overrides the profile's smallest judged size. ``pairs`` needs a threshold: the profile's ``min_busbw_gbps`` or ``expect_gbps``, or the
+    profile's baseline ratio (each pair's busbw over its own job's baseline). A profile with a ``baseline:``
+    (and no ``expect_gbps``) runs the baseline step in every multi-node job (see the module docstring).
     """
     from slurmkit.bench.localize import localize, single_node_outliers
     from slurmkit.bench.verdict import get_profile, judge
 
     prof = get_profile(profile) if profile else None
+    min_ratio = prof.baseline.min_ratio if (prof and prof.baseline and expect_gbps is None) else None
+    if min_ratio is not None and spec.mode != "nodes":
+        spec = dataclasses.replace(spec, baseline=prof.baseline.measure)
     threshold = expect_gbps if expect_gbps is not None else (prof.min_busbw_gbps if prof else None)
     nodes = list(spec.nodes or candidates)
     if spec.mode in ("nodes", "pairs") and not nodes:
         raise BenchCouldNotRun(f"{spec.mode} mode: no nodes to run on (give --nodes)")
     if spec.mode == "pairs":
-        if threshold is None:
+        if threshold is None and min_ratio is None:
             raise BenchCouldNotRun("pairs mode needs a threshold: --profile NAME or --expect GBPS")
         if len(nodes) < 2:
             raise BenchCouldNotRun("pairs mode needs at least 2 nodes")
@@ -385,18 +460,22 @@ def run_bench(spec: BenchSpec, backend, out_dir: str | Path, *, candidates: Sequ
     extra_reasons: list[str] = []
     rounds = findings = None
     if spec.mode == "pairs":
+        by_ratio = threshold is None
+
         def measure(round_pairs):
             index = len({o.planned.attempt for o in outcomes})
             progress(f"pairs round {index + 1}: {', '.join(f'{a}+{b}' for a, b in round_pairs)}")
             done = run_jobs(backend, spec, pair_jobs(round_pairs, index), **wait)
             outcomes.extend(done)
-            return {o.planned.nodes: judged_busbw(_parse(o)) for o in done}
+            return {o.planned.nodes: pair_ratio(o) if by_ratio else judged_busbw(_parse(o)) for o in done}
 
-        findings = localize(nodes, measure, threshold)
+        findings = localize(nodes, measure, min_ratio if by_ratio else threshold,
+                            unit="of the same-run baseline" if by_ratio else "GB/s")
         rounds = findings.rounds
         for f in findings.findings:
-            bws = [bw for _, bw in f.evidence if not math.isnan(bw)]
-            entry = {"kind": f.kind, "message": f.message, "busbw_gbps": min(bws) if bws else None}
+            vals = [bw for _, bw in f.evidence if not math.isnan(bw)]
+            entry = {"kind": f.kind, "message": f.message}
+            entry |= {"ratio": min(vals) if vals else None} if by_ratio else {"busbw_gbps": min(vals) if vals else None}
             if f.kind == "node":
                 culprits.append({"node": f.nodes[0], **entry})
             elif f.kind == "link":
@@ -416,7 +495,9 @@ def run_bench(spec: BenchSpec, backend, out_dir: str | Path, *, candidates: Sequ
                                  "message": f"{out.node}: {what}"})
 
     runs = [r for o in outcomes for r in _parse(o)]
-    verdict = judge(runs, profile=prof, expect_gbps=expect_gbps, op=spec.op)
+    baselines = {f"logs/{o.planned.label}.log": _parse_baseline(o) for o in outcomes}
+    verdict = judge(runs, profile=prof, expect_gbps=expect_gbps, min_size_bytes=min_size_bytes, op=spec.op,
+                    baselines=baselines, use_baseline=bool(spec.baseline))
     for o in outcomes:
         if o.failure():
             verdict.reasons.append(o.failure())
@@ -460,8 +541,14 @@ def _save(spec: BenchSpec, out_dir, outcomes: Sequence[JobOutcome], result: Benc
     from slurmkit.bench.report import build_report
     from slurmkit.bench.results import RunLog, save_run
 
-    logs = [RunLog(text=o.log, name=f"{o.planned.label}-{o.job_id}.log", nodes=o.nodes, attempt=o.planned.attempt)
-            for o in outcomes]
+    logs = []
+    for o in outcomes:
+        base, measured = split_steps(o.log)
+        logs.append(RunLog(text=measured, name=f"{o.planned.label}-{o.job_id}.log", nodes=o.nodes,
+                           attempt=o.planned.attempt))
+        if base is not None:
+            logs.append(RunLog(text=base, name=f"{o.planned.label}-{o.job_id}-baseline.log", nodes=o.nodes[:1],
+                               attempt=o.planned.attempt))
     every = list(dict.fromkeys([n for o in outcomes for n in o.nodes] or nodes))
     sweep = {**spec.sweep, "op": spec.op, "gpus_per_node": spec.gpus_per_node, "ranks_per_node": spec.ranks_per_node,
              "launcher": spec.launcher, "command": shlex.join(engine_command(spec)),
@@ -471,6 +558,10 @@ def _save(spec: BenchSpec, out_dir, outcomes: Sequence[JobOutcome], result: Benc
         sweep["mpi"] = spec.mpi
     if result.rounds is not None:
         sweep["rounds"] = result.rounds
+    if spec.baseline:
+        n = max((o.planned.nnodes for o in outcomes), default=2)
+        sweep["baseline"] = {"measure": spec.baseline, "ranks": baseline_ranks(spec, n),
+                             "command": baseline_line(spec, n)}
     run_dir = save_run(out_dir, logs, mode=spec.mode, engine=spec.engine, op=spec.op, cluster=cluster, nodes=every,
                        sweep=sweep, versions=versions_of([o.log for o in outcomes], backend),
                        environment=dict(spec.nccl_env), verdict=result.verdict, culprits=result.culprits,

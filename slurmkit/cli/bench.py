@@ -22,7 +22,13 @@ Modes:
   nodes    every node alone, all jobs at once; nodes below the median by > 10% are named
   pairs    rounds of disjoint 2-node jobs (each round at once), then narrowing rounds, until the slow node
            or link is named; the number of rounds is reported. Needs --profile or --expect (the threshold,
-           compared with each pair's out-of-place busbw at the largest size)
+           compared with each pair's out-of-place busbw at the largest size; with a profile's baseline, each
+           pair's busbw over its own job's baseline at the largest size)
+\b
+Same-run baseline: a profile with `baseline:` (the `local` profile) runs, in every multi-node job and just
+before the measured step, the same bench with the same ranks on the job's first node (no network between
+nodes), and judges the measured busbw as a ratio to it ("busbw 0.22 GB/s = 0.61 of the same-run baseline
+0.36 GB/s, needs >= 0.3"). --expect replaces the profile's rule with an absolute one (no baseline step).
 \b
 Engines:
   nccl-tests  DIR/<op>_perf -b -e -f -g 1 -c -n -w (built with MPI=1), one rank per GPU (--gpus-per-node,
@@ -69,6 +75,8 @@ Exit codes: 0 pass, 1 fail (the culprit named when one was found), 2 could not r
                    "local).")
 @click.option("--expect", type=float, default=None, metavar="GBPS",
               help="Expected busbw in GB/s (overrides the profile's); judged at the largest size without a profile.")
+@click.option("--min-size", "min_size", default=None, metavar="SIZE",
+              help="Judge the rows at or above this size (nccl-tests syntax; overrides the profile's).")
 @click.option("--nccl-tests-dir", default="/opt/nccl-tests/build", show_default=True, metavar="DIR",
               help="Directory of the nccl-tests binaries on the nodes.")
 @click.option("--launcher", type=click.Choice(["srun", "mpirun"]), default="srun", show_default=True,
@@ -105,8 +113,8 @@ def _gpus_per_node(cluster, path, candidates) -> int:
 
 
 def run_command(ctx, engine, op, mode, nnodes, nodes_, minbytes, maxbytes, stepfactor, iters, warmup, check,
-                profile, expect, nccl_tests_dir, launcher, mpi, gpus_per_node, partition, python, time_, out_dir,
-                as_json) -> None:
+                profile, expect, min_size, nccl_tests_dir, launcher, mpi, gpus_per_node, partition, python, time_,
+                out_dir, as_json) -> None:
     """The bench run: build the spec from the options and the cluster file, run it, print, exit."""
     import sys
     from pathlib import Path
@@ -122,6 +130,15 @@ def run_command(ctx, engine, op, mode, nnodes, nodes_, minbytes, maxbytes, stepf
 
     if profile:
         get_profile(profile)  # an unknown name fails now (exit 2), before any job
+    if min_size is not None:
+        import argparse
+
+        from slurmkit.bench.torch_engine import parse_size
+
+        try:
+            min_size = parse_size(min_size)
+        except argparse.ArgumentTypeError as exc:
+            raise click.BadParameter(str(exc), param_hint="--min-size") from None
     if engine == "torch" and launcher != "srun":
         raise click.UsageError("--engine torch runs under srun only")
     err = Console(stderr=True, log_path=False)
@@ -153,7 +170,7 @@ def run_command(ctx, engine, op, mode, nnodes, nodes_, minbytes, maxbytes, stepf
                 status.update(f"bench: {message}")
 
             result = run_bench(spec, backend, out, candidates=candidates, profile=profile, expect_gbps=expect,
-                               cluster=cluster.cluster, progress=progress)
+                               min_size_bytes=min_size, cluster=cluster.cluster, progress=progress)
     except BenchCouldNotRun:
         raise
     except SlurmkitError as exc:

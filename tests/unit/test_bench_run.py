@@ -133,12 +133,19 @@ def _log(nodes, busbw, sizes=(1 << 20, 4 << 20, 16 << 20)):
     return "\n".join(lines)
 
 
-class FakeSlurm:
-    """Submits by recording the request; each job ends at once with a log from ``make_log(nodes)``."""
+def _base_log(nodes, busbw=1.5):
+    """A baseline step's log: as many ranks as the job, all on its first node."""
+    return _log([nodes[0]] * len(nodes), busbw)
 
-    def __init__(self, all_nodes, make_log, fail_submit_at=None, states=None):
-        self.all_nodes, self.make_log = all_nodes, make_log
+
+class FakeSlurm:
+    """Submits by recording the request; each job ends at once with a log from ``make_log(nodes)``, preceded by
+    ``make_baseline(nodes)`` when the script has a baseline step (as the real script prints it: marker lines)."""
+
+    def __init__(self, all_nodes, make_log, fail_submit_at=None, states=None, make_baseline=_base_log):
+        self.all_nodes, self.make_log, self.make_baseline = all_nodes, make_log, make_baseline
         self.fail_submit_at, self.states = fail_submit_at, states or {}
+        self.scripts: dict[str, str] = {}
         self.submitted: list[tuple[str, list[str]]] = []
         self.cancelled: list[str] = []
         self.polls = 0
@@ -159,6 +166,7 @@ class FakeSlurm:
             nodes = self.all_nodes[:n]
         job_id = str(100 + len(self.submitted))
         self.submitted.append((job_id, nodes))
+        self.scripts[job_id] = script
         return job_id
 
     def job(self, job_id):
@@ -169,7 +177,12 @@ class FakeSlurm:
 
     def read_file(self, path, offset=0):
         job_id = re.search(r"-(\d+)\.out$", path).group(1)
-        return self.make_log(dict(self.submitted)[job_id])
+        nodes = dict(self.submitted)[job_id]
+        text = f"slurmkit: job {job_id} on {','.join(nodes)}\n"
+        if br.STEP_MARKER in self.scripts[job_id]:
+            return (text + br.STEP_MARKER + "baseline one-node\n" + self.make_baseline(nodes)
+                    + br.STEP_MARKER + "measured\n" + self.make_log(nodes))
+        return text + self.make_log(nodes)
 
     def cancel(self, job_id):
         self.cancelled.append(job_id)
@@ -192,6 +205,8 @@ def test_pairs_mode_names_the_slow_node_and_counts_rounds(tmp_path):
     assert meta["mode"] == "pairs" and meta["sweep"]["rounds"] == 2 and meta["culprits"][0]["node"] == "n4"
     assert meta["versions"]["torch"] == "2.13.0+cpu" and meta["versions"]["slurm"] == "22.05.8"
     assert (result.run_dir / "report.html").is_file() and "culprit: n4" in result.summary
+    # judged against each pair's own baseline (1.5 GB/s): 0.01 / 1.5, far below the local profile's ratio
+    assert meta["culprits"][0]["ratio"] == pytest.approx(0.01 / 1.5)
 
 
 def test_pairs_mode_narrows_when_two_rounds_cannot_tell(tmp_path):
@@ -212,7 +227,7 @@ def test_cluster_mode_passes_and_a_failed_job_fails_the_verdict(tmp_path):
                       sleep=lambda s: None)
     assert ok.exit_code == 0 and fake.submitted == [("100", ["n1", "n2"])]
 
-    bad = FakeSlurm(NODES, lambda ns: "", states={("n1", "n2"): ("FAILED", 1)})
+    bad = FakeSlurm(NODES, lambda ns: "", states={("n1", "n2"): ("FAILED", 1)}, make_baseline=lambda ns: "")
     res = br.run_bench(br.BenchSpec(engine="torch", nnodes=2), bad, tmp_path, candidates=NODES, profile="local",
                        sleep=lambda s: None)
     assert res.exit_code == 1
@@ -262,3 +277,101 @@ def test_nccl_env_from_cached_facts_only_when_the_nodes_agree():
     differ = {"cpu-1": cap1("cpu-1", NODE1), "gpu-1": cap1("gpu-1", HEAD)}
     assert br.nccl_env_from_facts(c, differ, ["cpu-1", "gpu-1"]) == ({}, None)
     assert br.nccl_env_from_facts(c, {}, ["cpu-1"]) == ({}, None)
+
+
+# ---------------------------------------------------------------------------------------------- same-run baseline
+
+
+def test_a_baseline_job_runs_the_same_bench_on_its_first_node_before_the_measured_step():
+    spec = br.BenchSpec(engine="torch", python="/venv/bin/python", baseline="one-node", master_port=29600)
+    script = br.job_request(spec, nnodes=3, name="cluster").script
+    lines = script.rstrip("\n").splitlines()
+    assert lines[-4:-1] == [
+        "echo '# slurmkit bench step: baseline one-node'",
+        'MASTER_PORT=29601 srun --nodes=1 --ntasks=3 --ntasks-per-node=3 --overcommit --kill-on-bad-exit=1 '
+        '--nodelist="${SLURMKIT_NODE_NAMES%%,*}" ' + " ".join(__import__("shlex").quote(a)
+                                                             for a in br.engine_command(spec)),
+        "echo '# slurmkit bench step: measured'",
+    ]
+    assert lines[-1] == _launch_line(script) and lines[-1].startswith("srun --ntasks-per-node=1 ")
+    # a single-node job has no network to isolate: no baseline step
+    assert br.STEP_MARKER not in br.job_request(spec, nodes=("n1",), name="node-n1").script
+    # with GPUs the baseline is one node's GPUs
+    gpu = br.BenchSpec(engine="nccl-tests", gpus_per_node=8, baseline="one-node")
+    line = br.baseline_line(gpu, 4)
+    assert "--ntasks=8 --ntasks-per-node=8 --gpus-per-node=8 " in line and not line.startswith("MASTER_PORT")
+    with pytest.raises(SlurmkitError, match="baseline 'loopback' is not one of one-node"):
+        br.BenchSpec(baseline="loopback")
+
+
+def test_split_steps_cuts_a_log_at_the_step_markers():
+    log = ("slurmkit: job 7 on n1,n2\n" + br.STEP_MARKER + "baseline one-node\nB1\nB2\n"
+           + br.STEP_MARKER + "measured\nM1\n")
+    assert br.split_steps(log) == ("B1\nB2\n", "slurmkit: job 7 on n1,n2\nM1\n")
+    assert br.split_steps("M only\n") == (None, "M only\n")
+
+
+def _cluster(tmp_path, measured, baseline, **kw):
+    fake = FakeSlurm(NODES, lambda ns: _log(ns, measured), make_baseline=lambda ns: _base_log(ns, baseline))
+    res = br.run_bench(br.BenchSpec(engine="torch", nnodes=2), fake, tmp_path, candidates=NODES,
+                       sleep=lambda s: None, **kw)
+    return fake, res
+
+
+def test_the_local_profile_judges_the_ratio_to_the_same_run_baseline_and_saves_it(tmp_path):
+    fake, ok = _cluster(tmp_path / "a", 0.22, 0.36, profile="local")
+    assert br.STEP_MARKER in fake.scripts["100"]
+    v = ok.verdict
+    assert ok.exit_code == 0 and v.ratio == pytest.approx(0.22 / 0.36) and v.baseline_gbps == pytest.approx(0.36)
+    assert v.summary() == ("PASS [local]: busbw 0.22 GB/s = 0.61 of the same-run baseline 0.36 GB/s, "
+                           "needs >= 0.3 (out-of-place average at >= 16 MiB)")
+    meta = json.loads((ok.run_dir / "meta.json").read_text())
+    assert {k: meta["verdict"][k] for k in ("baseline_measure", "min_ratio", "expect_gbps")} == {
+        "baseline_measure": "one-node", "min_ratio": 0.3, "expect_gbps": None}
+    assert meta["verdict"]["ratio"] == pytest.approx(0.22 / 0.36) and meta["sweep"]["baseline"]["ranks"] == 2
+    assert sorted(p.name for p in (ok.run_dir / "logs").iterdir()) == ["cluster-100-baseline.log", "cluster-100.log"]
+    assert "of the same-run baseline" in (ok.run_dir / "report.html").read_text()
+
+    _, bad = _cluster(tmp_path / "b", 0.05, 0.36, profile="local")
+    assert bad.exit_code == 1
+    assert bad.verdict.reasons == ["logs/cluster.log #0 (all_reduce): busbw 0.05 GB/s = 0.14 of the same-run "
+                                   "baseline 0.36 GB/s, needs >= 0.3 (out-of-place, average over 1 size(s) >= 16 MiB)"]
+
+
+def test_a_slower_machine_gets_the_same_verdict(tmp_path):
+    # the same cluster on a machine ten times slower (or ten times busier): both figures scale, the ratio does not
+    # (logs print busbw with two decimals, as nccl-tests: the figures stay where that is exact)
+    for scale in (1.0, 0.1):
+        _, res = _cluster(tmp_path / str(scale), 6.0 * scale, 8.0 * scale, profile="local")
+        assert res.exit_code == 0 and res.verdict.ratio == pytest.approx(0.75), scale
+        _, res = _cluster(tmp_path / f"slow-link-{scale}", 0.8 * scale, 8.0 * scale, profile="local")
+        assert res.exit_code == 1 and res.verdict.ratio == pytest.approx(0.1), scale
+
+
+def test_a_job_without_its_baseline_fails_naming_it(tmp_path):
+    _, res = _cluster(tmp_path, 0.4, 0.5, profile="local")
+    assert res.passed
+    fake = FakeSlurm(NODES, lambda ns: _log(ns, 0.4), make_baseline=lambda ns: "step failed\n")
+    res = br.run_bench(br.BenchSpec(engine="torch", nnodes=2), fake, tmp_path, candidates=NODES,
+                       profile="local", sleep=lambda s: None)
+    assert res.exit_code == 1
+    assert any("no same-run baseline" in r for r in res.verdict.reasons), res.verdict.reasons
+
+
+def test_expect_replaces_the_baseline_and_nodes_mode_runs_none(tmp_path):
+    fake, res = _cluster(tmp_path / "a", 0.4, 0.5, profile="local", expect_gbps=0.3)
+    assert br.STEP_MARKER not in fake.scripts["100"] and res.passed and res.verdict.ratio is None
+    assert res.verdict.expect_gbps == 0.3
+    fake = FakeSlurm(NODES, lambda ns: _log(ns, 1.0))
+    res = br.run_bench(br.BenchSpec(engine="torch", mode="nodes", nodes=("n1", "n2")), fake, tmp_path / "b",
+                       profile="local", sleep=lambda s: None)
+    assert not any(br.STEP_MARKER in s for s in fake.scripts.values())
+    assert res.passed and res.verdict.min_ratio is None, res.verdict.reasons
+
+
+def test_pairs_by_ratio_do_not_blame_a_uniformly_slow_machine(tmp_path):
+    # every pair at 0.02 GB/s (a slow, busy machine), each job's own baseline at 0.025: nothing is slow
+    fake = FakeSlurm(NODES, lambda ns: _log(ns, 0.02), make_baseline=lambda ns: _base_log(ns, 0.025))
+    res = br.run_bench(br.BenchSpec(engine="torch", mode="pairs"), fake, tmp_path, candidates=NODES,
+                       profile="local", sleep=lambda s: None)
+    assert res.culprits == [] and res.exit_code == 0 and res.rounds == 2, res.verdict.reasons

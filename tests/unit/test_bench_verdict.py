@@ -180,3 +180,112 @@ def test_real_failed_log_fails_without_rows():
     assert not result.passed
     assert any("no result rows" in r for r in result.reasons)
     assert any("failed" in r for r in result.reasons)
+
+
+# ---- same-run baseline -------------------------------------------------------------------------------------
+
+MiB = 1024**2
+
+
+def mib_run(busbw: float, source: str = "logs/cluster.log", **kw) -> Run:
+    """A run at 1, 4 and 16 MiB, the same out-of-place busbw at each."""
+    return Run(source=source, rows=[Row(MiB << s, busbw, busbw) for s in (0, 2, 4)], **kw)
+
+
+def test_the_local_profile_is_judged_against_a_same_run_baseline_not_a_fixed_figure():
+    local = v.load_profiles()["local"]
+    assert local.min_busbw_gbps is None
+    assert local.baseline == v.Baseline("one-node", local.baseline.min_ratio) and 0 < local.baseline.min_ratio < 1
+    assert "one-node" in v.BASELINE_MEASURES
+
+
+def test_ratio_to_the_baseline_passes_and_fails_with_every_figure_in_the_text():
+    base = {"logs/cluster.log": [mib_run(0.36, "logs/cluster-baseline.log")]}
+    ok = v.judge([mib_run(0.22)], profile="local", baselines=base, min_ratio=0.3)
+    assert ok.passed and ok.ratio == pytest.approx(0.22 / 0.36) and ok.baseline_gbps == pytest.approx(0.36)
+    assert ok.summary() == ("PASS [local]: busbw 0.22 GB/s = 0.61 of the same-run baseline 0.36 GB/s, needs >= 0.3 "
+                            "(out-of-place average at >= 16 MiB)")
+    bad = v.judge([mib_run(0.05)], profile="local", baselines=base, min_ratio=0.3)
+    assert not bad.passed and bad.exit_code == 1
+    assert bad.reasons == ["logs/cluster.log #0 (all_reduce): busbw 0.05 GB/s = 0.14 of the same-run baseline 0.36 "
+                           "GB/s, needs >= 0.3 (out-of-place, average over 1 size(s) >= 16 MiB)"]
+    assert bad.to_dict()["ratio"] == pytest.approx(0.05 / 0.36) and bad.to_dict()["min_ratio"] == 0.3
+
+
+def test_the_ratio_is_the_same_whatever_the_speed_of_the_machine():
+    for scale in (10.0, 1.0, 0.1):
+        base = {"logs/cluster.log": [mib_run(0.5 * scale)]}
+        assert v.judge([mib_run(0.4 * scale)], profile="local", baselines=base, min_ratio=0.5).passed
+        assert not v.judge([mib_run(0.2 * scale)], profile="local", baselines=base, min_ratio=0.5).passed
+
+
+def test_each_run_is_divided_by_its_own_jobs_baseline_and_the_worst_ratio_is_reported():
+    runs = [mib_run(0.4, "logs/r0-a-b.log"), mib_run(0.3, "logs/r0-c-d.log")]
+    base = {"logs/r0-a-b.log": [mib_run(0.5)], "logs/r0-c-d.log": [mib_run(1.5)]}
+    result = v.judge(runs, profile="local", baselines=base, min_ratio=0.3)
+    assert not result.passed and [rj.ratio for rj in result.runs] == pytest.approx([0.8, 0.2])
+    assert result.ratio == pytest.approx(0.2) and result.measured_gbps == pytest.approx(0.3)
+    assert len(result.reasons) == 1 and "logs/r0-c-d.log" in result.reasons[0]
+
+
+def test_a_missing_or_broken_baseline_fails_naming_it():
+    result = v.judge([mib_run(0.4)], profile="local", baselines={})
+    assert not result.passed
+    assert result.reasons == ["logs/cluster.log #0 (all_reduce): no same-run baseline in the job's log (its "
+                              "baseline step did not run)"]
+    assert "none measured" in result.summary()
+    broken = mib_run(0.5)
+    broken.rows[0].oop_wrong = 2
+    result = v.judge([mib_run(0.4)], profile="local", baselines={"logs/cluster.log": [broken]})
+    assert not result.passed and result.reasons == [
+        "logs/cluster.log baseline: 2 wrong element(s) out-of-place at 1 MiB"]
+    short = Run(rows=[Row(MiB, 0.5, 0.5)])  # no row at the profile's 16 MiB
+    result = v.judge([mib_run(0.4)], profile="local", baselines={"logs/cluster.log": [short]})
+    assert not result.passed and "no row at or above 16 MiB" in result.reasons[0]
+
+
+def test_expect_replaces_the_baseline_rule_and_use_baseline_false_drops_it():
+    result = v.judge([mib_run(0.4)], profile="local", expect_gbps=0.3)
+    assert result.passed and result.min_ratio is None and result.expect_gbps == 0.3
+    assert not v.judge([mib_run(0.4)], profile="local", expect_gbps=0.5).passed
+    result = v.judge([mib_run(0.4)], profile="local", use_baseline=False)
+    assert result.passed and result.min_ratio is None
+    assert "correctness only" in result.summary()
+
+
+def test_absolute_and_ratio_together_both_apply():
+    text = """
+profiles:
+  - name: both
+    description: d
+    source: s
+    op: all_reduce
+    min_size_bytes: 16777216
+    min_busbw_gbps: 0.3
+    baseline: {measure: one-node, min_ratio: 0.5}
+"""
+    prof = v.load_profiles(text)["both"]
+    base = {"logs/cluster.log": [mib_run(1.0)]}
+    assert v.judge([mib_run(0.6)], profile=prof, baselines=base).passed
+    slow = v.judge([mib_run(0.4)], profile=prof, baselines=base)
+    assert not slow.passed and "0.40 of the same-run baseline" in slow.reasons[0]
+    assert slow.summary() == ("FAIL [both]: busbw 0.40 GB/s (expected >= 0.3 at >= 16 MiB) = 0.40 of the same-run "
+                              "baseline 1.00 GB/s, needs >= 0.5")
+    fast_base = v.judge([mib_run(0.2)], profile=prof, baselines={"logs/cluster.log": [mib_run(0.3)]})
+    assert not fast_base.passed and "< expected 0.3 GB/s" in fast_base.reasons[0]
+
+
+def test_baseline_problems_in_a_profile_file_are_all_listed():
+    text = """
+profiles:
+  - {name: a, description: d, source: s, op: all_reduce, min_size_bytes: 1}
+  - {name: b, description: d, source: s, op: all_reduce, min_size_bytes: 1, baseline: {measure: tcp, min_ratio: 2}}
+  - {name: c, description: d, source: s, op: all_reduce, min_size_bytes: 1, baseline: {min_ratio: 0.5, x: 1}}
+  - {name: d, description: d, source: s, op: all_reduce, min_size_bytes: 1, baseline: 0.5}
+"""
+    with pytest.raises(ConfigError) as err:
+        v.load_profiles(text, source="test.yaml")
+    paths = [p.path for p in err.value.problems]
+    assert paths == ["profiles[0]", "profiles[1].baseline.measure", "profiles[1].baseline.min_ratio",
+                     "profiles[2].baseline.x", "profiles[2].baseline.measure", "profiles[3].baseline"]
+    assert "unknown measure 'tcp'; valid: one-node" in str(err.value)
