@@ -19,10 +19,21 @@ def _int(value: str | None) -> int | None:
     return int(value) if value is not None and value.strip().isdigit() else None
 
 
+def _cpus(value: str, key: str) -> list[int]:
+    """A CPU list of lscpu's; a garbled one (a word that is no number, a range past any machine) is a
+    FactsParseError."""
+    try:
+        if any(int(hi) - int(lo) > 1 << 20 for lo, hi in re.findall(r"(\d+)-(\d+)", value)):
+            raise ValueError
+        return cpu_list(value)
+    except ValueError:
+        raise FactsParseError("lscpu", 0, f"{key}: {value[:80]!r} is no CPU list") from None
+
+
 def _cpuinfo_from_fields(fields: dict[str, str]) -> CpuInfo:
     info = CpuInfo(
         cpus=_int(fields.get("CPU(s)")),
-        online=cpu_list(fields.get("On-line CPU(s) list", "")),
+        online=_cpus(fields.get("On-line CPU(s) list", ""), "On-line CPU(s) list"),
         sockets=_int(fields.get("Socket(s)")),
         cores_per_socket=_int(fields.get("Core(s) per socket")),
         threads_per_core=_int(fields.get("Thread(s) per core")),
@@ -31,7 +42,7 @@ def _cpuinfo_from_fields(fields: dict[str, str]) -> CpuInfo:
     for key, value in fields.items():
         m = re.fullmatch(r"NUMA node(\d+) CPU\(s\)", key)
         if m:
-            info.numa_cpus[int(m.group(1))] = cpu_list(value)
+            info.numa_cpus[int(m.group(1))] = _cpus(value, key)
     return info
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from slurmkit import hostlist
-from slurmkit.facts import FactsParseError, parse_lscpu_json, parse_numactl_hardware
+from slurmkit.facts import FactsParseError, parse_lscpu, parse_lscpu_json, parse_numactl_hardware
 from tests.conftest import hardware_fixture
 from tests.unit._bounded import BOUND_S, bounded
 
@@ -46,3 +46,12 @@ def test_numactl_with_a_garbled_cpu_names_the_line():
     with pytest.raises(FactsParseError, match=r"command `numactl -H`, line 2: .*a word that is no number"):
         parse_numactl_hardware(text.replace("cpus: 0 ", "cpus: \x000 ", 1))
     assert len(parse_numactl_hardware(text).nodes) == 2
+
+
+def test_lscpu_with_a_garbled_cpu_list_is_a_facts_parse_error():
+    # Found by test_mutations_and_arbitrary_text[lscpu]: int() of a garbled range escaped as ValueError.
+    with pytest.raises(FactsParseError, match=r"On-line CPU\(s\) list: '0-x' is no CPU list"):
+        parse_lscpu("On-line CPU(s) list: 0-x\n")
+    with pytest.raises(FactsParseError, match="is no CPU list"):
+        bounded(BOUND_S, parse_lscpu, "NUMA node0 CPU(s): 0-99999999999\n")
+    assert parse_lscpu("On-line CPU(s) list: N/A\n").online == []
