@@ -194,11 +194,30 @@ def _load_json(text: str, what: str) -> dict:
     if not isinstance(data, dict):
         raise SlurmOutputError(f"{what}: expected a JSON object")
     # Slurm 22.05 exits 0 when the controller does not answer, with the reason only in "errors".
-    errors = [e for e in data.get("errors") or [] if e]
+    errors = data.get("errors") or []
+    errors = [e for e in (errors if isinstance(errors, list) else [errors]) if e]
     if errors:
-        msgs = "; ".join(f"{e.get('source', '')}: {e.get('description') or e.get('error')}" for e in errors)
+        msgs = "; ".join(f"{e.get('source', '')}: {e.get('description') or e.get('error')}" if isinstance(e, dict)
+                         else str(e) for e in errors)
         raise SlurmOutputError(f"{what} reported errors: {msgs}")
     return data
+
+
+def _records(data: dict, key: str, what: str) -> list[dict]:
+    """``data[key]``: a list of JSON objects (none when absent); any other shape is a SlurmOutputError."""
+    items = data.get(key) or []
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise SlurmOutputError(f"{what}: {key!r} is not a list of objects")
+    return items
+
+
+def _text(value: Any) -> str:
+    """A string field; null or another type (a garbled record) reads as empty."""
+    return value if isinstance(value, str) else ""
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
 
 
 def _exit_code(value: Any) -> tuple[int | None, int | None]:
@@ -231,24 +250,24 @@ def parse_squeue_json(text: str) -> list[JobInfo]:
     """``squeue --json`` (every job the controller remembers; 22.05 ignores filters: filter the result)."""
     data = _load_json(text, "squeue --json")
     out = []
-    for j in data.get("jobs") or []:
+    for j in _records(data, "jobs", "squeue --json"):
         raw = j.get("job_state")
         code, sig = _exit_code(j.get("exit_code"))
         out.append(JobInfo(
             job_id=str(j.get("job_id")),
-            name=j.get("name") or "",
+            name=_text(j.get("name")),
             state=normalise_job_state(raw),
-            raw_state="+".join(raw) if isinstance(raw, list) else str(raw or ""),
-            reason=j.get("state_reason") or "",
-            nodes=_split_nodes(j.get("nodes") or ""),
+            raw_state="+".join(map(str, raw)) if isinstance(raw, list) else str(raw or ""),
+            reason=_text(j.get("state_reason")),
+            nodes=_split_nodes(_text(j.get("nodes"))),
             node_count=_number(j.get("node_count")),
             exit_code=code,
             signal=sig,
-            partition=j.get("partition") or "",
-            user=j.get("user_name") or "",
-            stdout=j.get("standard_output") or "",
-            stderr=j.get("standard_error") or "",
-            work_dir=j.get("current_working_directory") or "",
+            partition=_text(j.get("partition")),
+            user=_text(j.get("user_name")),
+            stdout=_text(j.get("standard_output")),
+            stderr=_text(j.get("standard_error")),
+            work_dir=_text(j.get("current_working_directory")),
             source="squeue",
         ))
     return out
@@ -259,12 +278,12 @@ def parse_sinfo_json(text: str) -> list[NodeInfo]:
     newer: ``state`` a list)."""
     data = _load_json(text, "sinfo --json")
     out = []
-    for n in data.get("nodes") or []:
-        state, flags = parse_node_state(n.get("state"), n.get("state_flags") or [])
+    for n in _records(data, "nodes", "sinfo --json"):
+        state, flags = parse_node_state(n.get("state"), _names(n.get("state_flags")))
         out.append(NodeInfo(
-            name=n.get("name") or "", state=state, flags=flags, reason=n.get("reason") or "",
-            cpus=_number(n.get("cpus")), memory_mb=_number(n.get("real_memory")), gres=n.get("gres") or "",
-            address=n.get("address") or "", partitions=tuple(n.get("partitions") or ()),
+            name=_text(n.get("name")), state=state, flags=flags, reason=_text(n.get("reason")),
+            cpus=_number(n.get("cpus")), memory_mb=_number(n.get("real_memory")), gres=_text(n.get("gres")),
+            address=_text(n.get("address")), partitions=_names(n.get("partitions")),
         ))
     return out
 

@@ -55,3 +55,28 @@ def test_lscpu_with_a_garbled_cpu_list_is_a_facts_parse_error():
     with pytest.raises(FactsParseError, match="is no CPU list"):
         bounded(BOUND_S, parse_lscpu, "NUMA node0 CPU(s): 0-99999999999\n")
     assert parse_lscpu("On-line CPU(s) list: N/A\n").online == []
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"jobs": [1]}', "squeue --json: 'jobs' is not a list of objects"),
+    ('{"jobs": 5}', "squeue --json: 'jobs' is not a list of objects"),
+    ('{"errors": "x"}', "squeue --json reported errors: x"),
+    ('{"errors": [1]}', "squeue --json reported errors: 1"),
+])
+def test_squeue_json_of_the_wrong_shape_is_a_slurm_output_error(text, message):
+    from slurmkit.slurm.parsers import SlurmOutputError, parse_squeue_json
+
+    with pytest.raises(SlurmOutputError) as exc:
+        parse_squeue_json(text)
+    assert str(exc.value) == message
+
+
+def test_slurm_json_fields_of_the_wrong_type_read_as_empty():
+    from slurmkit.slurm.parsers import SlurmOutputError, parse_sinfo_json, parse_squeue_json
+
+    [job] = parse_squeue_json('{"jobs": [{"job_id": 7, "job_state": ["RUNNING", 1], "nodes": 5, "name": {}}]}')
+    assert (job.job_id, job.state, job.raw_state, job.nodes, job.name) == ("7", "RUNNING", "RUNNING+1", [], "")
+    [node] = parse_sinfo_json('{"nodes": [{"name": "n1", "state": "idle", "state_flags": 3, "partitions": 7}]}')
+    assert (node.name, node.state, node.flags, node.partitions) == ("n1", "IDLE", (), ())
+    with pytest.raises(SlurmOutputError, match="'nodes' is not a list of objects"):
+        parse_sinfo_json('{"nodes": [1]}')

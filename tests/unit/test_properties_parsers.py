@@ -7,6 +7,8 @@ test_parsers_bad_input.py."""
 
 from __future__ import annotations
 
+import json
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -75,7 +77,9 @@ PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
     "nccl_tests": (_bench, "nccl-*"),
 }
 SEEDS = {name: fixtures(pattern) for name, (_, pattern) in PARSERS.items()}
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# SLURMKIT_PROPERTY_EXAMPLES=N runs N examples per property (a deeper search than the suite's default).
+SETTINGS = settings(max_examples=int(os.environ.get("SLURMKIT_PROPERTY_EXAMPLES", 25)), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 
 def check(name: str, text: str) -> Any:
@@ -186,3 +190,48 @@ def test_bench_profiles_loader(data):
         bounded(BOUND_S, load_profiles, text)
     except SlurmkitError:
         pass
+
+
+# ----- JSON outputs: valid JSON of the wrong shape -------------------------------------------------------------
+
+JSON_PARSERS = ("squeue_json", "sinfo_json", "lscpu_json")
+JSON_KEYS = st.sampled_from(["jobs", "nodes", "errors", "lscpu", "field", "data", "children", "job_state", "exit_code",
+                             "state", "state_flags", "partitions", "name", "cpus", "number", "set", "infinite",
+                             "return_code", "signal", "id", "description", "source"])
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(JSON_KEYS | st.text(max_size=6), kids, max_size=5),
+    max_leaves=20)
+
+
+def _paths(doc: Any, path: tuple = ()) -> list[tuple]:
+    out = [path]
+    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
+    for k, v in items:
+        out += _paths(v, path + (k,))
+    return out
+
+
+@pytest.mark.parametrize("name", JSON_PARSERS)
+def test_json_of_the_wrong_shape(name):
+    seeds = [json.loads(t) for t in SEEDS[name]]
+
+    @SETTINGS
+    @given(st.data())
+    def run(data):
+        doc = json.loads(json.dumps(data.draw(st.sampled_from(seeds))))
+        for _ in range(data.draw(st.integers(1, 3))):
+            path = data.draw(st.sampled_from(_paths(doc)))
+            value = data.draw(JSON_VALUES)
+            if not path:
+                doc = value
+                continue
+            parent = doc
+            for part in path[:-1]:
+                parent = parent[part]
+            parent[path[-1]] = value
+            if not isinstance(doc, (dict, list)):
+                break
+        check(name, json.dumps(doc))
+
+    run()
