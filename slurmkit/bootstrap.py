@@ -21,6 +21,7 @@ from slurmkit.provision import (
     NODE_REASON_CONFIG,
     SLURM,
     HostReport,
+    daemon_log,
     load_playbooks,
     apply_playbooks,
     restart_service,
@@ -170,7 +171,7 @@ def _handlers(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, new_conf: 
         if conn.name in munge:
             restart_service(conn, "munge")
         for daemon in sorted(restart.get(conn.name, ())):
-            restart_service(conn, daemon)
+            restart_service(conn, daemon, log=daemon_log(daemon, new_conf, conn.name))
 
     targets = [by_name[n] for n in heads_first] + [by_name[n] for n in munge if n not in restart]
     heads = [h for h in targets if h.role == "head"]

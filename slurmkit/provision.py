@@ -131,11 +131,23 @@ def _loop(times: int, body: str) -> str:
     return f"i=0; while [ $i -lt {times} ]; do i=$((i+1)); {body}; done"
 
 
+def _wait(seconds: int, body: str) -> str:
+    """Shell that runs ``body`` (which may ``break``) every 0.1 s until ``seconds`` have passed, by the clock
+    (/proc/uptime, read by a builtin), not by a count: a step inside that is slow (a ping whose controller name
+    does not resolve takes 10 s) cannot stretch the wait to minutes."""
+    now = "read -r up _ </proc/uptime"
+    return (f"{now}; end=$((${{up%.*}}+{seconds})); while :; do {body}; {now}; [ ${{up%.*}} -lt $end ] || break; "
+            f"sleep 0.1; done")
+
+
 # Whether a controller answers: the slurmd start's wait for one (CONTROLLER_WAIT), and slurmctld's own start,
-# which prints ANSWERS once it does (bootstrap notes that as "answers:slurmctld").
-_PING = f"{SLURM} scontrol ping >/dev/null 2>&1"
+# which prints ANSWERS once it does (bootstrap notes that as "answers:slurmctld"). scontrol retries a controller
+# name that does not resolve for 10 s: `timeout` keeps one ping short.
+_PING = f"{SLURM} timeout 2 scontrol ping >/dev/null 2>&1"
 ANSWERS = "@@slurmctld-answers"
-CONTROLLER_WAIT = _loop(30, f"{_PING} && break; sleep 0.1")
+CONTROLLER_WAIT = _wait(3, f"{_PING} && break")
+# A start that fails prints this line, then the daemon's own words (its log's tail or its journal), on stderr.
+DAEMON_FAILED = "@@daemon"
 
 # Started without systemd, a daemon costs its own start only: munged is started by setpriv (util-linux, no PAM
 # session: runuser opened one, a third of munged's start), slurmd without the hwloc plugins that read X11/OpenGL
@@ -152,13 +164,17 @@ SERVICES: dict[str, dict[str, str]] = {
     # one per compute node (each is a process, a munge credential and an RPC the controller must decode).
     "slurmd": {"unit": "slurmd", "pidfile": "/run/slurmd.pid",
                "start": "HWLOC_PLUGINS_BLACKLIST=hwloc_gl,hwloc_opencl,hwloc_xml_libxml /usr/sbin/slurmd",
-               "comm": "slurmd", "log": "/var/log/slurm/slurmd.log", "wait_controller": "yes"},
-    # Once up, slurmctld's start waits (up to 5 s) until it answers `scontrol ping` and then prints ANSWERS.
+               "comm": "slurmd", "log": "/var/log/slurm/slurmd.log", "log_key": "slurmdlogfile",
+               "wait_controller": "yes"},
+    # Once up, slurmctld's start waits (up to 10 s) until it answers `scontrol ping` and then prints ANSWERS;
+    # slurmctld forks away before it checks that this host is one of the SlurmctldHost lines, so that wait also
+    # watches that it still runs.
     "slurmctld": {"unit": "slurmctld", "pidfile": "/run/slurmctld.pid", "start": "/usr/sbin/slurmctld",
-                  "comm": "slurmctld", "log": "/var/log/slurm/slurmctld.log",
-                  "after": _loop(50, f"{_PING} && {{ echo {ANSWERS}; break; }}; sleep 0.1")},
+                  "comm": "slurmctld", "log": "/var/log/slurm/slurmctld.log", "log_key": "slurmctldlogfile",
+                  "answers": "yes"},
 }
 SYSTEMD_TEST = "[ -d /run/systemd/system ]"
+UP_SECONDS = 10  # how long a started daemon may take to write its pid file, and slurmctld to answer
 
 
 def _pid_check(name: str) -> str:
@@ -178,20 +194,57 @@ def service_running(conn, name: str) -> bool:
     return conn.run(_running_check(name), check=False).ok
 
 
-def _start_script(name: str, controller_answers: bool = False) -> str:
-    """Shell that starts the daemon and exits 0 once it runs. ``controller_answers``: the caller knows a
-    controller answers, so a slurmd start need not ask (CONTROLLER_WAIT)."""
+def daemon_log(name: str, slurm_conf: str | bytes | None, node: str) -> str:
+    """Where the daemon logs on ``node``: slurmctld's and slurmd's file as the rendered slurm.conf names it
+    (SlurmctldLogFile, SlurmdLogFile with %n/%h for the node), munged's own; "" when Slurm logs to syslog."""
     svc = SERVICES[name]
+    if "log_key" not in svc or slurm_conf is None:
+        return svc["log"]
+    text = slurm_conf.decode(errors="replace") if isinstance(slurm_conf, bytes) else slurm_conf
+    found = [v for k, v in parse_conf(text) if k == svc["log_key"]]
+    if not found:
+        return ""
+    return found[-1].replace("%n", node).replace("%h", node)
+
+
+def _diagnose(name: str, log: str | None) -> str:
+    """Shell that prints the daemon's own last words: its journal and status under systemd, else its log's tail."""
+    unit = SERVICES[name]["unit"]
+    tail = f"tail -n 20 {shlex.quote(log)} 2>/dev/null" if log else "true"
+    return (f"if {SYSTEMD_TEST}; then journalctl -u {unit} -n 20 --no-pager 2>&1; "
+            f"systemctl status {unit} --no-pager -n 0 2>&1; else {tail}; fi")
+
+
+def _start_script(name: str, controller_answers: bool = False, log: str | None = None) -> str:
+    """Shell that starts the daemon and exits 0 once it runs (slurmctld: once it answers, or 10 s on). When it
+    does not come up it stops at once, exit code non-zero, and prints on stderr the line ``@@daemon NAME WHAT``
+    (``exited with exit code N``, ``exited``, ``did not start within 10 s``), the start's own output and the
+    daemon's log tail (``log``; default: the Debian package's path) or journal. ``controller_answers``: the
+    caller knows a controller answers, so a slurmd start need not ask (CONTROLLER_WAIT)."""
+    svc = SERVICES[name]
+    log = svc["log"] if log is None else log
     # Daemonizing parents exit after forking; their output goes to a file in the host's own /run (not the SSH
     # channel, and not /tmp, which local nodes share), so the session ends while the daemon lives on. It is shown
     # only when the start fails (and left in /run, overwritten by the next start).
     out = f"/run/slurmkit-{name}.start"
+    alive = f"{{ {_running_check(name)}; }}"
+
+    # fail WHAT [CODE]: the line naming what happened, the start's output and the daemon's words, then exit.
+    fail = (f"fail() {{ {{ echo \"{DAEMON_FAILED} {name} $1\"; cat {out} 2>/dev/null; {_diagnose(name, log)}; }} >&2; "
+            f"exit ${{2:-1}}; }}; ")
     before = f"{CONTROLLER_WAIT}; " if svc.get("wait_controller") and not controller_answers else ""
-    after = f"{svc['after']}; " if "after" in svc else ""
-    return (f"{before}if {SYSTEMD_TEST}; then systemctl enable --now {svc['unit']} || exit $?; {after}exit 0; fi; "
-            f"{svc['start']} </dev/null >{out} 2>&1 || {{ rc=$?; cat {out}; exit $rc; }}; "
-            f"{_loop(50, f'{{ {_running_check(name)}; }} && {{ {after}exit 0; }}; sleep 0.1')}; "
-            f"echo '{name} did not stay up'; cat {out}; tail -n 15 {svc['log']} 2>/dev/null; exit 1")
+    after = ""
+    if svc.get("answers"):
+        after = f"{_wait(UP_SECONDS, f'{_PING} && {{ echo {ANSWERS}; break; }}; {alive} || fail exited')}; "
+    up = _wait(UP_SECONDS, f"{alive} && break; {{ read -r pid < {svc['pidfile']} && [ -n \"$pid\" ] && "
+                           f"! [ -d /proc/$pid ]; }} 2>/dev/null && break")
+    gone = f"{{ read -r pid < {svc['pidfile']}; }} 2>/dev/null"
+    return (f"{fail}{before}if {SYSTEMD_TEST}; then systemctl enable --now {svc['unit']} >{out} 2>&1 || "
+            f"fail \"failed to start (exit code $?)\" $?; {up}; {alive} || fail exited; {after}exit 0; fi; "
+            f"rm -f {svc['pidfile']}; "
+            f"{svc['start']} </dev/null >{out} 2>&1 || fail \"exited with exit code $?\" $?; "
+            f"{up}; {alive} || {{ {gone} && fail exited; fail 'did not start within {UP_SECONDS} s'; }}; "
+            f"{after}exit 0")
 
 
 def _stop_script(name: str) -> str:
@@ -201,14 +254,14 @@ def _stop_script(name: str) -> str:
             f"kill $pid; {_loop(100, '[ -d /proc/$pid ] || exit 0; sleep 0.1')}; kill -9 $pid")
 
 
-def restart_service(conn, name: str) -> None:
-    """systemd's restart, or stop by pid file and start again, in one command."""
-    svc = SERVICES[name]
-    script = (f"if {SYSTEMD_TEST}; then systemctl restart {svc['unit']}; exit $?; fi; ({_stop_script(name)}) && "
-              f"{{ {_start_script(name)}\n}}")
+def restart_service(conn, name: str, log: str | None = None) -> None:
+    """Stop the daemon (systemd's stop, or by pid file) and start it again as :func:`_start_script` does, in one
+    command; a daemon that does not come back raises CommandError with its own words (``log``: where it logs)."""
+    script = f"({_stop_script(name)}) && {{ {_start_script(name, log=log)}\n}}"
     r = conn.run(script, check=False)
     if not r.ok:
-        raise CommandError(f"restart {name}", r.exit_code, r.stdout, r.stderr or r.stdout, host=conn.name)
+        raise CommandError(f"restart {name}", r.exit_code, r.stdout, r.stderr or r.stdout, host=conn.name,
+                           extra={"script": script})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -319,20 +372,22 @@ class Context:
     secrets: set[str]
     dry_run: bool
     report: HostReport
-    pending: list[tuple[int, str]] = field(default_factory=list)  # (index of the step's result, shell)
+    pending: list[tuple[int, str, str]] = field(default_factory=list)  # (index of the step's result, shell, label)
     uploads: list[Upload] = field(default_factory=list)  # the files the pending changes put in place
     # True once the caller knows the primary controller answers (it may wait for that a while); None: never known
     controller_answers: Callable[[], bool] | None = None
+    node: str = ""  # the host's name (its NodeName on a compute node)
 
-    def defer(self, command: str) -> None:
-        self.pending.append((len(self.report.steps), command))
+    def defer(self, command: str, label: str | None = None) -> None:
+        """Run ``command`` with the next round trip; ``label`` names it in a failure (default: the command)."""
+        self.pending.append((len(self.report.steps), command, label or command))
 
     def stage(self, upload: Upload) -> None:
         """Send ``upload`` with the pending changes and put it in place at this point of them."""
         if not self.uploads:
-            self.defer(UNPACK)  # a failed unpack fails the step that staged the first file
+            self.defer(UNPACK, "unpack the files sent")  # a failed unpack fails the step that staged the first file
         self.uploads.append(upload)
-        self.defer(upload.move())
+        self.defer(upload.move(), f"put {upload.path} in place")
 
 
 DEFERRED_FAILED = 97
@@ -340,18 +395,26 @@ DEFERRED_FAILED = 97
 
 def run_with_pending(conn, ctx: Context, command: str = "true", timeout: float | None = 300):
     """Run the deferred changes, then ``command``, in one round trip. A deferred change that fails marks its
-    own step failed and raises; ``command`` failing raises CommandError for the step running it."""
-    lines = [f"{{ {cmd}\n}} || {{ echo '@@deferred-failed {i}' >&2; exit {DEFERRED_FAILED}; }}" for i, cmd in ctx.pending]
+    own step failed (a CommandError named by its label, with its exit code and output; the script in
+    ``extra["script"]``) and raises; ``command`` failing raises CommandError for the step running it."""
+    lines = [f"{{ {cmd}\n}} || {{ rc=$?; echo \"@@deferred-failed {i} $rc\" >&2; exit {DEFERRED_FAILED}; }}"
+             for i, cmd, _ in ctx.pending]
     pending, ctx.pending = ctx.pending, []
     files, ctx.uploads = (pack(ctx.uploads) if ctx.uploads else None), []
-    r = conn.run("\n".join(lines + [command]), check=False, input=files, timeout=timeout)
-    marker = re.search(r"@@deferred-failed (\d+)", r.stderr)
+    script = "\n".join(lines + [command])
+    try:
+        r = conn.run(script, check=False, input=files, timeout=timeout)
+    except CommandError as exc:  # timed out or cut: name what was running, not the whole script
+        what = ", ".join(label for _, _, label in pending) + ("" if command == "true" else f", then {command}")
+        raise CommandError(what, exc.exit_code_, exc.stdout, exc.stderr, host=conn.name, extra={"script": script}) from None
+    marker = re.search(r"@@deferred-failed (\d+) (\d+)\n?", r.stderr)
     if r.exit_code == DEFERRED_FAILED and marker:
-        i = int(marker.group(1))
-        cmd = dict(pending)[i]
-        err = CommandError(cmd, None, "", r.stderr.replace(marker.group(0), "").strip(), host=conn.name)
+        i, rc = int(marker.group(1)), int(marker.group(2))
+        cmd, label = next((c, lb) for j, c, lb in pending if j == i)
+        err = CommandError(label, rc, "", r.stderr.replace(marker.group(0), "").strip(), host=conn.name,
+                           extra={"script": cmd})
         ctx.report.steps[i] = StepResult(ctx.report.steps[i].step, "failed", _short(err), error=err)
-        for j, _ in pending:  # the script stopped there: the later deferred changes were not made
+        for j, _, _ in pending:  # the script stopped there: the later deferred changes were not made
             if j > i:
                 ctx.report.steps[j] = StepResult(ctx.report.steps[j].step, "skipped", "an earlier step failed")
         raise DeferredFailed(i)
@@ -414,7 +477,7 @@ def _file(conn, step, ctx: Context) -> StepResult:
         if not exists:
             return StepResult(step, "ok", "not needed")
         if not ctx.dry_run:
-            ctx.defer(f"rm -f {shlex.quote(dest)}")
+            ctx.defer(f"rm -f {shlex.quote(dest)}", f"remove {dest}")
         return StepResult(step, "changed", f"{'would remove' if ctx.dry_run else 'removed'} {dest} (not rendered for this cluster)",
                           diff="" if secret else _diff(dest, have or b"", b""))
     meta_same = st == (owner, group, octal(mode))
@@ -425,7 +488,7 @@ def _file(conn, step, ctx: Context) -> StepResult:
     if not ctx.dry_run:
         if content_same:
             q = shlex.quote(dest)
-            ctx.defer(f"chown {shlex.quote(owner)}:{shlex.quote(group)} {q} && chmod {mode} {q}")
+            ctx.defer(f"chown {shlex.quote(owner)}:{shlex.quote(group)} {q} && chmod {mode} {q}", f"set owner and mode of {dest}")
         else:
             ctx.stage(Upload(dest, want, int(mode, 8), owner, group))
     return StepResult(step, "changed", f"{'would update' if ctx.dry_run else 'updated'} {dest} ({what})", diff=diff)
@@ -445,7 +508,7 @@ def _directory(conn, step, ctx: Context) -> StepResult:
         return StepResult(step, "ok", "present")
     if not ctx.dry_run:
         q = shlex.quote(path)
-        ctx.defer(f"install -d -o {shlex.quote(owner)} -g {shlex.quote(group)} -m {mode} {q}")  # one process, not three
+        ctx.defer(f"install -d -o {shlex.quote(owner)} -g {shlex.quote(group)} -m {mode} {q}", f"make {path}")  # one process, not three
     verb = ("would create" if ctx.dry_run else "created") if st is None else ("would fix" if ctx.dry_run else "fixed")
     return StepResult(step, "changed", f"{verb} {path}")
 
@@ -459,7 +522,8 @@ def _service(conn, step, ctx: Context) -> StepResult:
     # Deferred like a file's rename: the start runs after the changes before it and before the ones after it, in
     # the host's next (usually last) command. A subshell keeps the script's exits its own.
     known = bool(SERVICES[name].get("wait_controller") and ctx.controller_answers and ctx.controller_answers())
-    ctx.defer(f"( {_start_script(name, controller_answers=known)}\n)")
+    log = daemon_log(name, ctx.sources.get("rendered/slurm.conf"), ctx.node or conn.name)
+    ctx.defer(f"( {_start_script(name, controller_answers=known, log=log)}\n)", f"start {name}")
     ctx.report.notified.add(f"started:{name}")
     return StepResult(step, "changed", f"started {name}")
 
@@ -489,7 +553,7 @@ def apply_playbooks(conn, role: str, playbooks: list[Playbook], sources: dict[st
     steps = [st for pb in playbooks if pb.hosts in ("all", "heads" if role == "head" else "computes") for st in pb.steps]
     script, paths = probe_script(steps)
     ctx = Context(parse_probe(conn.run(script).stdout, paths), sources, secrets, dry_run, report,
-                  controller_answers=controller_answers)
+                  controller_answers=controller_answers, node=conn.name)
     for step in steps:
         if report.failed:
             report.steps.append(StepResult(step, "skipped", "an earlier step failed"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shlex
 import socket
 import threading
@@ -431,14 +432,43 @@ class ClusterSSH:
 
 
 def error_summary(exc: BaseException, lines: int = 6) -> str:
-    """One short text for a host's error: command, exit code and stderr tail where there is one."""
+    """One short text for a host's error: command, exit code and stderr tail where there is one; for a daemon
+    that did not come up (``@@daemon NAME WHAT`` in its output, see provision's start scripts), WHAT and the
+    daemon's own last error lines instead of the tail."""
     if isinstance(exc, CommandError):
         code = "no exit code" if exc.exit_code_ is None else f"exit {exc.exit_code_}"
-        tail = CommandError.tail(exc.stderr or exc.stdout, lines)
+        text = exc.stderr or exc.stdout
+        words = daemon_words(text)
+        if words is not None:
+            return f"`{exc.command}` failed ({code}): {words}"
+        tail = CommandError.tail(text, lines)
         return f"`{exc.command}` failed ({code})" + (f": {tail}" if tail else "")
     if isinstance(exc, UnreachableError):
         return f"unreachable: {exc.reason}"
     return f"{type(exc).__name__}: {exc}"
+
+
+_LOG_STAMP = re.compile(r"^(\[[^\]]*\]\s*|\d{4}-\d\d-\d\d[ T][\d:.]+( [+-]\d{4})?\s+|\w{3} \d+ [\d:]+ \S+ \S+: )")
+_ERROR_WORD = re.compile(r"\b(error|fatal|failed)\b", re.I)
+# Errors Slurm 22.05 logs at every start without slurmdbd or pmix: never the reason a daemon stopped.
+_HARMLESS = re.compile(r"Job accounting information gathered, but not stored|can not load PMIx library|mpi/pmix", re.I)
+
+
+def daemon_words(text: str, keep: int = 3) -> str | None:
+    """``NAME WHAT: line; line`` from a failed daemon start's output (None without its ``@@daemon`` line): the
+    last ``keep`` distinct lines of the start output, log or journal that say error, fatal or failed (the last
+    lines when none do), without their timestamps."""
+    found = re.search(r"^@@daemon (.*)$", text, re.M)
+    if not found:
+        return None
+    seen: dict[str, str] = {}
+    body = [ln.strip() for ln in text[found.end():].splitlines() if ln.strip()]
+    for line in [ln for ln in body if _ERROR_WORD.search(ln) and not _HARMLESS.search(ln)] or body[-keep:]:
+        bare = " ".join(_LOG_STAMP.sub("", line).split())
+        key = re.split(r"(?i)\b(?:error|fatal):", bare)[-1].strip().lower()  # "munged: Error: X" and "Error: X"
+        seen.pop(key, None)
+        seen[key] = bare
+    return found.group(1) + (": " + "; ".join(list(seen.values())[-keep:]) if seen else "")
 
 
 class HeadRunner:

@@ -14,8 +14,9 @@ from slurmkit.cli.config import cluster_path, load
 @click.option("--limit", metavar="HOSTS", help="Only these hosts (a hostlist, e.g. node-[1-4],head-1).")
 @click.option("--json", "as_json", is_flag=True, help="Print the per-host report as JSON.")
 @click.option("--verify-timeout", default=60.0, show_default=True, help="Seconds to wait for compute nodes to register.")
+@click.option("-v", "--verbose", is_flag=True, help="After the table, each failure's whole output and the script that ran.")
 @click.pass_context
-def bootstrap(ctx, dry_run, limit, as_json, verify_timeout):
+def bootstrap(ctx, dry_run, limit, as_json, verify_timeout, verbose):
     """Make every node match: munge, packages, configs, services.
 
     \b
@@ -30,6 +31,10 @@ def bootstrap(ctx, dry_run, limit, as_json, verify_timeout):
     (partitions, timeouts, ...), a restart of only the daemons that need it otherwise (nodes, plugins, ports).
     Then every compute node must register with Slurm: a node Slurm marks INVAL or DOWN is that host's failure,
     with Slurm's reason.
+
+    A failed step's row names the step, its exit code and, for a daemon that did not come up, the daemon's
+    own last error lines (its log, or its journal under systemd); --verbose and --json add the whole output
+    and the script that ran.
 
     Exit 0 when every host converged, 1 when any host failed (the others still converge; re-run to retry).
     """
@@ -54,8 +59,20 @@ def bootstrap(ctx, dry_run, limit, as_json, verify_timeout):
     if as_json:
         click.echo(json.dumps(outcome_json(outcome), indent=1))
     else:
-        print_outcome(outcome)
+        print_outcome(outcome, verbose=verbose)
     ctx.exit(1 if outcome.failed_hosts else 0)
+
+
+def failure_info(err: BaseException | None) -> dict:
+    """What a failure's short detail leaves out: the command's whole output and the script that ran."""
+    from slurmkit.errors import CommandError
+
+    if not isinstance(err, CommandError):
+        return {}
+    info = {"command": err.command, "exit_code": err.exit_code_, "output": (err.stderr or err.stdout).rstrip()}
+    if err.extra.get("script"):
+        info["script"] = err.extra["script"]
+    return info
 
 
 def outcome_json(o) -> dict:
@@ -66,17 +83,18 @@ def outcome_json(o) -> dict:
         hosts[name] = {
             "role": r.role, "ok": r.count("ok"), "changed": r.count("changed"), "failed": r.count("failed"),
             "steps": [{"playbook": s.step.playbook, "step": s.step.name, "status": s.status, "detail": s.detail,
-                       **({"diff": s.diff} if s.diff else {})} for s in r.steps],
+                       **({"diff": s.diff} if s.diff else {}), **failure_info(s.error)} for s in r.steps],
         }
     for name, err in o.errors.items():
         hosts.setdefault(name, {})["error"] = error_summary(err)
+        hosts[name].update({f"error_{k}": v for k, v in failure_info(err).items()})
     for name, why in o.node_failures.items():
         hosts.setdefault(name, {})["slurm"] = why
     return {"dry_run": o.dry_run, "hosts": hosts, "actions": o.actions, "node_states": o.node_states,
             "resumed": o.resumed, "failed_hosts": o.failed_hosts, "changed": o.changed, "seconds": round(o.seconds, 2)}
 
 
-def print_outcome(o) -> None:
+def print_outcome(o, verbose: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -118,5 +136,15 @@ def print_outcome(o) -> None:
         console.print(f"- {a}", highlight=False)
     for n in o.resumed:
         console.print(f"- resumed {n} (left down by an earlier configuration)", highlight=False)
+    if verbose:
+        failures = [(n, f"{s.step.name}", s.error) for n, r in o.reports.items() for s in r.steps if s.status == "failed"]
+        failures += [(n, "connect and run", e) for n, e in o.errors.items()]
+        for name, what, err in failures:
+            info = failure_info(err)
+            click.echo(click.style(f"=== {name}: {what}: `{info.get('command', '')}` exit {info.get('exit_code')}", bold=True))
+            click.echo(info.get("output") or str(err))
+            if info.get("script"):
+                click.echo(click.style("--- the script that ran", bold=True))
+                click.echo(info["script"])
     state = "FAILED on " + ", ".join(o.failed_hosts) if o.failed_hosts else "converged"
     console.print(f"{len(names)} host(s), {o.changed} change(s), {state} in {o.seconds:.1f} s", highlight=False)

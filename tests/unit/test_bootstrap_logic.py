@@ -176,7 +176,7 @@ def test_a_service_start_is_deferred_in_a_subshell_whose_exit_ends_only_itself(t
     start = ctx.pending[0][1]
     assert start.startswith("( ") and start.endswith("\n)") and "exit" in start
     # The same shape with a start script that exits 0 at once: what follows it still runs.
-    ctx.pending = [(0, f"( echo started > {tmp_path}/svc; exit 0\n)")]
+    ctx.pending = [(0, f"( echo started > {tmp_path}/svc; exit 0\n)", "start svc")]
     ctx.defer(f"touch {tmp_path}/after")
     run_with_pending(Counting(), ctx)
     assert (tmp_path / "svc").read_text() == "started\n" and (tmp_path / "after").exists()
