@@ -39,6 +39,8 @@ def expand(expr: str) -> list[str]:
                 names.extend(NodeSet(piece, resolver=_NO_GROUPS))
         except (NodeSetException, RangeSetParseError, GroupResolverError) as exc:
             raise HostlistError(f"bad hostlist {expr!r}: {exc}") from None
+    if not names:  # NodeSet's operators can leave nothing: a&b, a!a
+        raise HostlistError(f"bad hostlist {expr!r}: names no host")
     return names
 
 

@@ -29,6 +29,13 @@ def test_a_hostlist_with_a_group_character_is_a_hostlist_error():
             bounded(BOUND_S, hostlist.expand, expr)
 
 
+def test_a_hostlist_naming_no_host_is_a_hostlist_error():
+    # Found by test_hostlists: NodeSet's intersection '0&1' expanded to [], a cluster group of no nodes.
+    for expr in ("0&1", "a!a"):
+        with pytest.raises(hostlist.HostlistError, match="names no host"):
+            hostlist.expand(expr)
+
+
 def test_lscpu_json_cut_short_or_not_an_object_is_a_facts_parse_error():
     # Found by test_mutations_and_arbitrary_text[lscpu_json]: JSONDecodeError and AttributeError escaped.
     text = hardware_fixture("lscpu-J-01-devvm-epyc-2cpu-kvm.txt")
