@@ -5,6 +5,7 @@ example. Failing examples found here are kept as named tests in test_cluster_bad
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -30,7 +31,9 @@ def _readme_example() -> str:
 
 GOOD = {p.name: p.read_text() for p in sorted((ROOT / "examples").glob("*.yaml"))}
 GOOD["README.md"] = _readme_example()
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# SLURMKIT_PROPERTY_EXAMPLES=N runs N examples per property (a deeper search than the suite's default).
+SETTINGS = settings(max_examples=int(os.environ.get("SLURMKIT_PROPERTY_EXAMPLES", 40)), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 
 def outcome(text: str) -> Cluster | ConfigError:
