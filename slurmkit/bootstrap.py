@@ -34,17 +34,46 @@ def state_dir(cluster_file: Path) -> Path:
     return Path(cluster_file).expanduser().resolve().parent / ".slurmkit"
 
 
+MUNGE_KEY_BYTES = 1024
+MUNGE_KEY_MIN = 32  # munged: "Keyfile must be at least 32 bytes"
+
+
 def ensure_munge_key(cluster_file: Path) -> bytes:
-    """The cluster's munge key, generated once (1024 random bytes) and kept beside the cluster file, mode 0600."""
+    """The cluster's munge key, generated once (1024 random bytes) and kept beside the cluster file, mode 0600.
+
+    Written whole or not at all, even when slurmkit is killed meanwhile: the bytes go to ``munge.key.tmp-PID``
+    (0600 from its creation), are flushed, then linked to ``munge.key`` (a link never replaces a key another run
+    made meanwhile); temp files that killed runs left are removed. A key munged would refuse (shorter than 32
+    bytes) is an error naming the file."""
+    from slurmkit.errors import SlurmkitError
+
     path = state_dir(cluster_file) / "munge.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob("munge.key.tmp-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if not (pid.isdigit() and Path(f"/proc/{pid}").exists()) or int(pid) == os.getpid():
+            stale.unlink(missing_ok=True)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(os.urandom(1024))
+        tmp = path.with_name(f"munge.key.tmp-{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(os.urandom(MUNGE_KEY_BYTES))
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another run made it first: theirs is the key
+        finally:
+            tmp.unlink(missing_ok=True)
     if path.stat().st_mode & 0o077:
         path.chmod(0o600)
-    return path.read_bytes()
+    key = path.read_bytes()
+    if len(key) < MUNGE_KEY_MIN:
+        raise SlurmkitError(f"{path}: the munge key has {len(key)} bytes, munged needs at least {MUNGE_KEY_MIN}; "
+                            f"remove it to have a new one generated (every host then gets the new key)")
+    return key
 
 
 @dataclass

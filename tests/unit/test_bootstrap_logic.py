@@ -277,3 +277,46 @@ def test_primary_watch_knows_the_controller_answers_only_from_the_primarys_own_r
     t0 = __import__("time").monotonic()
     assert PrimaryWatch("h1", in_run=True, timeout=0.2).answers() is False  # never done: unknown after the wait
     assert __import__("time").monotonic() - t0 < 2
+
+
+def test_munge_key_is_made_whole_once_and_temp_files_of_killed_runs_are_removed(tmp_path):
+    from slurmkit.bootstrap import ensure_munge_key
+    from slurmkit.errors import SlurmkitError
+
+    cluster_file = tmp_path / "cluster.yaml"
+    state = tmp_path / ".slurmkit"
+    state.mkdir()
+    left = state / "munge.key.tmp-999999999"  # a run killed while writing: that pid is gone
+    left.write_bytes(b"partial")
+    key = ensure_munge_key(cluster_file)
+    assert len(key) == 1024 and (state / "munge.key").stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in state.iterdir()) == ["munge.key"]
+    assert ensure_munge_key(cluster_file) == key  # generated once
+    (state / "munge.key").write_bytes(b"short")
+    with pytest.raises(SlurmkitError, match=r"munge.key: the munge key has 5 bytes, munged needs at least 32"):
+        ensure_munge_key(cluster_file)
+
+
+def test_a_failed_daemon_start_is_summed_up_by_its_own_error_lines():
+    from slurmkit.errors import CommandError
+    from slurmkit.provision import daemon_log
+    from slurmkit.remote import error_summary
+
+    out = ("@@daemon slurmctld exited\n"
+           "[2026-12-02T13:06:21.260] error: Job accounting information gathered, but not stored\n"
+           "[2026-12-02T13:06:21.261] slurmctld version 22.05.8 started on cluster bk\n"
+           "[2026-12-02T13:06:21.262] error: This host (bk-head-1/bk-head-1) not a valid controller\n")
+    err = CommandError("start slurmctld", 1, "", out, host="bk-head-1", extra={"script": "a long script"})
+    assert error_summary(err) == ("`start slurmctld` failed (exit 1): slurmctld exited: "
+                                  "error: This host (bk-head-1/bk-head-1) not a valid controller")
+    munge = ("@@daemon munge exited with exit code 1\n"
+             'munged: Error: Keyfile is insecure: "/etc/munge"\n'
+             "2026-12-02 13:13:04 +0000 Info:      Seeded PRNG\n"
+             '2026-12-02 13:13:04 +0000 Error:     Keyfile is insecure: "/etc/munge"\n')
+    assert error_summary(CommandError("start munge", 1, "", munge)) == (
+        '`start munge` failed (exit 1): munge exited with exit code 1: Error: Keyfile is insecure: "/etc/munge"')
+    assert error_summary(CommandError("x", 2, "", "plain\nlines")) == "`x` failed (exit 2): plain\nlines"
+    conf = "SlurmdLogFile=/var/log/slurm/slurmd-%n.log\n"
+    assert daemon_log("slurmd", conf, "node-3") == "/var/log/slurm/slurmd-node-3.log"
+    assert daemon_log("slurmctld", conf, "head-1") == ""  # not set: Slurm logs to syslog
+    assert daemon_log("munge", conf, "node-3") == "/var/log/munge/munged.log"
