@@ -151,7 +151,8 @@ def find_culprits(results: Mapping[tuple[str, str], float], threshold: float, ro
             out.findings.append(Finding(
                 "node", (node,), tuple(witnesses),
                 f"{node}: slow with {len(witnesses)} partners that are fast elsewhere "
-                f"({', '.join(_other(p, node) for p, _ in witnesses)})",
+                f"({', '.join(f'{_other(p, node)}: {_bw(bw, unit)}' for p, bw in witnesses)}; "
+                f"threshold {threshold:g} {unit})",
             ))
         else:
             unresolved.append(node)

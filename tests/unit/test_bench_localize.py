@@ -139,3 +139,14 @@ def test_single_node_outliers_against_the_median():
     assert lz.single_node_outliers(busbw, rel_tol=0.1) == out[:2]
     with pytest.raises(ValueError):
         lz.single_node_outliers(busbw, rel_tol=1.5)
+
+
+def test_findings_speak_the_unit_of_their_threshold():
+    # pairs judged as ratios to their own same-run baseline: n3 is slow with n1 and n2, both fast elsewhere
+    ratios = {("n1", "n2"): 0.9, ("n1", "n3"): 0.04, ("n2", "n3"): 0.06, ("n1", "n4"): 1.1}
+    found = lz.find_culprits(ratios, 0.3, unit="of the same-run baseline")
+    assert found.bad_nodes == ["n3"]
+    assert found.findings[0].message == (
+        "n3: slow with 2 partners that are fast elsewhere (n1: busbw 0.04 of the same-run baseline, n2: busbw 0.06 "
+        "of the same-run baseline; threshold 0.3 of the same-run baseline)")
+    assert "(n1: 0.04 GB/s, n2: 0.06 GB/s; threshold 0.3 GB/s)" in lz.find_culprits(ratios, 0.3).findings[0].message

@@ -207,6 +207,7 @@ def test_pairs_mode_names_the_slow_node_and_counts_rounds(tmp_path):
     assert (result.run_dir / "report.html").is_file() and "culprit: n4" in result.summary
     # judged against each pair's own baseline (1.5 GB/s): 0.01 / 1.5, far below the local profile's ratio
     assert meta["culprits"][0]["ratio"] == pytest.approx(0.01 / 1.5)
+    assert "busbw 0.01 of the same-run baseline" in meta["culprits"][0]["message"]
 
 
 def test_pairs_mode_narrows_when_two_rounds_cannot_tell(tmp_path):
