@@ -105,3 +105,37 @@ def test_cli_report_without_results(tmp_path, cli):
     assert res.stderr.strip() == (f"error: {tmp_path}: no bench results found "
                                   "(expected a run directory with meta.json, or a directory of them)")
     assert not (tmp_path / "report.html").exists()
+
+
+def test_pairs_judged_against_their_own_baselines(tmp_path):
+    # pair node-[1-2]: F10 (338.82 GB/s at 8G) with a baseline of itself: ratio 1; pair node-[3-4]: F04 (76.79 at
+    # 1G, up to 2G) with F10 as its baseline: far below 0.5 of it
+    verdict = {"passed": False, "reasons": ["slow pair"], "expect_gbps": None, "min_size_bytes": 1 << 30,
+               "min_ratio": 0.5, "baseline_gbps": 300.0, "ratio": 0.25, "baseline_measure": "one-node"}
+    logs = [RunLog(F10, name="r0-a-1.log", nodes=["node-1", "node-2"]),
+            RunLog(F10, name="r0-a-1-baseline.log", nodes=["node-1"]),
+            RunLog(F04, name="r0-b-2.log", nodes=["node-3", "node-4"]),
+            RunLog(F10, name="r0-b-2-baseline.log", nodes=["node-3"])]
+    run = save_run(tmp_path, logs, mode="pairs", verdict=verdict, when=T1)
+    values = {v["node_set"]: v for v in node_set_values(load_run(run))}
+    assert set(values) == {"node-[1-2]", "node-[3-4]"}  # the baselines are no node set of their own
+    assert values["node-[1-2]"]["ratio"] == pytest.approx(1.0) and not values["node-[1-2]"]["below"]
+    assert values["node-[3-4]"]["ratio"] < 0.5 and values["node-[3-4]"]["below"]
+    rep = build_report(run)
+    assert "node_sets" in rep.plots and "verdict: min_ratio" in rep.html.read_text()
+
+
+def test_cluster_run_draws_its_baseline_and_the_ratio_threshold(tmp_path):
+    from slurmkit.bench import report as rp
+
+    verdict = {"passed": True, "reasons": [], "expect_gbps": None, "min_size_bytes": 1 << 30, "min_ratio": 0.3,
+               "baseline_gbps": 300.0, "ratio": 1.1, "summary": "PASS [x]: busbw 330 GB/s = 1.10 of the same-run "
+                                                                 "baseline 300.00 GB/s, needs >= 0.3"}
+    run = save_run(tmp_path, [RunLog(F10, name="cluster-7.log", nodes=["node-1", "node-2"]),
+                              RunLog(F04, name="cluster-7-baseline.log", nodes=["node-1"])], verdict=verdict, when=T1)
+    saved = load_run(run)
+    assert rp._threshold(saved.meta) == (pytest.approx(90.0), 1 << 30)
+    assert rp._threshold_label(saved.meta, 90.0) == "expected >= 0.3 x same-run baseline 300.00 = 90.00 GB/s"
+    labels = [label for label, _ in rp._series([saved], per_run=False)]
+    assert labels == ["node-[1-2]", "same-run baseline (node-1)"]
+    assert "of the same-run baseline" in build_report(run).text
