@@ -146,3 +146,13 @@ def test_help_of_every_command_shows_the_options_it_takes():
         assert "the default of --json for the command" in runner.invoke(cli, [group, "--help"]).output, group
     top = runner.invoke(cli, ["--help"]).output
     assert "-c, --cluster FILE" in top and "the one after wins" in top and "--json" in top
+
+
+def test_bench_takes_the_cluster_file_as_long_option_only(files, cli, tmp_path):
+    good, _ = files
+    missing = tmp_path / "nope.yaml"
+    # -c 1 is nccl-tests' --check; --cluster after `bench` wins over -c before it
+    r = cli("-c", str(good), "bench", "-c", "1", "--cluster", str(missing), cwd=tmp_path)
+    assert r.returncode == 2 and f"{missing}: 1 problem(s)" in r.stderr, r.stderr
+    r = cli("bench", "-c", str(missing), cwd=tmp_path)
+    assert r.returncode == 2 and "-c" in r.stderr and "not a valid integer range" in r.stderr, r.stderr
