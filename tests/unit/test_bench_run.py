@@ -376,3 +376,13 @@ def test_pairs_by_ratio_do_not_blame_a_uniformly_slow_machine(tmp_path):
     res = br.run_bench(br.BenchSpec(engine="torch", mode="pairs"), fake, tmp_path, candidates=NODES,
                        profile="local", sleep=lambda s: None)
     assert res.culprits == [] and res.exit_code == 0 and res.rounds == 2, res.verdict.reasons
+
+
+def test_cli_min_size_is_checked_before_anything_runs():
+    from click.testing import CliRunner
+
+    from slurmkit.cli.bench import bench
+
+    res = CliRunner().invoke(bench, ["--engine", "torch", "--min-size", "lots"])
+    assert res.exit_code == 2 and "--min-size" in res.output and "invalid size 'lots'" in res.output
+    assert "same-run baseline" in CliRunner().invoke(bench, ["--help"]).output
