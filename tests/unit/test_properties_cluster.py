@@ -122,7 +122,7 @@ def test_arbitrary_yaml_documents(doc):
     outcome(yaml.safe_dump(doc))
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=max(1, SETTINGS.max_examples // 2))
 @given(st.dictionaries(KEYS, DOCS, max_size=8), st.sampled_from(sorted(GOOD)))
 def test_a_good_file_with_arbitrary_keys_replaced(extra, name):
     data = yaml.safe_load(GOOD[name])
