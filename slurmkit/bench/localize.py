@@ -107,9 +107,10 @@ def find_culprits(results: Mapping[tuple[str, str], float], threshold: float, ro
     """Narrow slow pairs to nodes and links (rules in the module docstring).
 
     ``results`` maps a measured pair to its figure: its busbw (``unit`` GB/s), or its busbw over a same-run
-    baseline (``unit`` "of the same-run baseline"), in the unit of ``threshold``; a NaN or missing value counts
-    as slow (the pair's run failed). ``rounds`` is how many rounds produced the results; when None it is taken as the most pairs any
-    node was in (the least number of rounds of disjoint pairs that can hold them).
+    baseline (``unit`` "of the same-run baseline"), in the unit of ``threshold``; a NaN or missing value
+    counts as slow (the pair's run failed). ``rounds`` is how many rounds produced the results; when None it
+    is taken as the most pairs any node was in (the least number of rounds of disjoint pairs that can hold
+    them).
     """
     measured: dict[Pair, float] = {}
     partners: dict[str, dict[str, float]] = {}
@@ -161,7 +162,8 @@ def find_culprits(results: Mapping[tuple[str, str], float], threshold: float, ro
         if a in cleared and b in cleared:
             out.findings.append(Finding(
                 "link", (a, b), (((a, b), bw),),
-                f"{a} <-> {b}: {_bw(bw, unit)} below {threshold:g} {unit} while both nodes are fast with other partners",
+                f"{a} <-> {b}: {_bw(bw, unit)} below {threshold:g} {unit} while both nodes are fast with other "
+                "partners",
             ))
 
     for node in unresolved:

@@ -427,14 +427,16 @@ def pair_ratio(outcome: JobOutcome) -> float:
 
 def run_bench(spec: BenchSpec, backend, out_dir: str | Path, *, candidates: Sequence[str] = (),
               profile: str | None = None, expect_gbps: float | None = None, min_size_bytes: int | None = None,
-              cluster: str | None = None, progress: Progress = lambda m: None, poll: float = 2.0, job_timeout: float = 1800.0,
-              rel_tol: float = 0.1, sleep: Callable[[float], None] = time.sleep) -> BenchResult:
+              cluster: str | None = None, progress: Progress = lambda m: None, poll: float = 2.0,
+              job_timeout: float = 1800.0, rel_tol: float = 0.1,
+              sleep: Callable[[float], None] = time.sleep) -> BenchResult:
     """Run the mode, judge it, localise, save the run and its report.
 
     ``candidates``: the nodes the ``nodes``/``pairs`` modes cover when ``spec.nodes`` is empty (the cluster's
-    compute nodes). ``min_size_bytes`` overrides the profile's smallest judged size. ``pairs`` needs a threshold: the profile's ``min_busbw_gbps`` or ``expect_gbps``, or the
-    profile's baseline ratio (each pair's busbw over its own job's baseline). A profile with a ``baseline:``
-    (and no ``expect_gbps``) runs the baseline step in every multi-node job (see the module docstring).
+    compute nodes). ``min_size_bytes`` overrides the profile's smallest judged size. ``pairs`` needs a
+    threshold: the profile's ``min_busbw_gbps`` or ``expect_gbps``, or the profile's baseline ratio (each
+    pair's busbw over its own job's baseline). A profile with a ``baseline:`` (and no ``expect_gbps``) runs the
+    baseline step in every multi-node job (see the module docstring).
     """
     from slurmkit.bench.localize import localize, single_node_outliers
     from slurmkit.bench.verdict import get_profile, judge
