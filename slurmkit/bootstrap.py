@@ -163,27 +163,41 @@ class PrimaryWatch:
         return self.in_run and self._done.wait(self.timeout) and self._answers
 
 
+def _service_is(report: HostReport, daemon: str, status: str) -> bool:
+    """Whether the host's step for ``daemon`` ended ``status``: "ok" (it ran before), "changed" (this run starts
+    it, or would: a dry run's answer too)."""
+    return any(st.step.action == "service" and st.step.args.get("name") == daemon and st.status == status
+               for st in report.steps)
+
+
 def _handlers(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, new_conf: str, dry_run: bool) -> None:
     ok = {n: r for n, r in out.reports.items() if not r.failed}
     by_name = {h.name: h for h in hosts}
     verb = "would " if dry_run else ""
     # munge key replaced where munged was already running: restart it there before Slurm talks again.
-    munge = [n for n, r in ok.items() if "munge" in r.notified and "started:munge" not in r.notified]
+    munge = [n for n, r in ok.items() if "munge" in r.notified and not _service_is(r, "munge", "changed")]
     conf_action = "none"
-    for r in ok.values():
-        if "slurm.conf" in r.notified or "started:slurmctld" in r.notified or "started:slurmd" in r.notified:
-            action = slurm_conf_action(r.old_files.get("/etc/slurm/slurm.conf"), new_conf)
-            if "slurm.conf" not in r.notified:
-                action = "none"
-            conf_action = max(conf_action, action, key=["none", "reconfigure", "restart"].index)
     restart: dict[str, set[str]] = {}
+    for n, r in ok.items():
+        if "slurm.conf" not in r.notified:
+            continue
+        old = r.old_files.get("/etc/slurm/slurm.conf")
+        if old is None:
+            # The host had no slurm.conf: only its own daemon, if it ran (configless), needs the file; the
+            # daemons elsewhere learn of a change from their own copy (a run killed after the heads got theirs
+            # restarted the controllers when the computes got their first copy).
+            daemon = "slurmctld" if r.role == "head" else "slurmd"
+            if _service_is(r, daemon, "ok"):
+                restart.setdefault(n, set()).add(daemon)
+            continue
+        conf_action = max(conf_action, slurm_conf_action(old, new_conf), key=["none", "reconfigure", "restart"].index)
     if conf_action == "restart":
         for n, r in ok.items():
             daemon = "slurmctld" if r.role == "head" else "slurmd"
-            if f"started:{daemon}" not in r.notified:
+            if not _service_is(r, daemon, "changed"):
                 restart.setdefault(n, set()).add(daemon)
     for n, r in ok.items():  # gres.conf / cgroup.conf: only that node's slurmd
-        if r.role == "compute" and "slurmd" in r.notified and "started:slurmd" not in r.notified:
+        if r.role == "compute" and "slurmd" in r.notified and not _service_is(r, "slurmd", "changed"):
             restart.setdefault(n, set()).add("slurmd")
     for n in munge:
         out.actions.append(f"{verb}restart munge on {n}")

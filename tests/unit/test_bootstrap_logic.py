@@ -320,3 +320,36 @@ def test_a_failed_daemon_start_is_summed_up_by_its_own_error_lines():
     assert daemon_log("slurmd", conf, "node-3") == "/var/log/slurm/slurmd-node-3.log"
     assert daemon_log("slurmctld", conf, "head-1") == ""  # not set: Slurm logs to syslog
     assert daemon_log("munge", conf, "node-3") == "/var/log/munge/munged.log"
+
+
+def test_a_host_getting_its_first_slurm_conf_restarts_nothing_elsewhere():
+    """As after a run killed once the heads were done: the computes get their first slurm.conf and start slurmd;
+    the controller, whose copy is already right, is not restarted. A daemon that ran without the file is."""
+    from types import SimpleNamespace
+
+    from slurmkit.bootstrap import Outcome, _handlers
+    from slurmkit.provision import HostReport, Step, StepResult
+
+    conf = "ClusterName=c\nSlurmctldHost=h1\nNodeName=n[1-2] CPUs=2\n"
+
+    def report(host, role, daemon, status, old):
+        r = HostReport(host, role)
+        r.steps = [StepResult(Step("common", "slurm.conf", "file", {}), "changed" if old != conf else "ok"),
+                   StepResult(Step(role, daemon, "service", {"name": daemon}), status)]
+        if old != conf:
+            r.notified.add("slurm.conf")
+            r.old_files["/etc/slurm/slurm.conf"] = old
+        return r
+
+    hosts = [SimpleNamespace(name="h1", role="head"), SimpleNamespace(name="n1", role="compute"),
+             SimpleNamespace(name="n2", role="compute")]
+    cluster = SimpleNamespace(hosts=lambda: hosts, head_names=["h1"])
+    out = Outcome(dry_run=True)
+    out.reports = {"h1": report("h1", "head", "slurmctld", "ok", conf), "n1": report("n1", "compute", "slurmd", "changed", None),
+                   "n2": report("n2", "compute", "slurmd", "ok", None)}
+    _handlers(cluster, None, hosts, out, conf, dry_run=True)
+    assert out.actions == ["would restart slurmd on n2"]  # n2's slurmd ran without the file; n1's starts with it
+    out.actions = []
+    out.reports["h1"] = report("h1", "head", "slurmctld", "ok", conf.replace("n[1-2]", "n1"))  # a node added
+    _handlers(cluster, None, hosts, out, conf, dry_run=True)
+    assert out.actions == ["would restart slurmctld on h1", "would restart slurmd on n2"]
