@@ -317,18 +317,30 @@ def test_json_shape():
 # --- speed -------------------------------------------------------------------------------------------------------
 
 
-def test_parsing_is_linear_and_fast():
+def _best_of(n: int, fn) -> float:
+    best = float("inf")
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def test_parsing_is_linear():
+    # Judged as ratios of times measured in this run (never as seconds): 10x the input must cost about 10x the
+    # time; a quadratic parser would take 100x. Best of 3 against the noise of a shared machine.
     text = F13.read_text()
-    big = text * (2_000_000 // len(text))  # about 2 MB, NCCL INFO lines included
-    start = time.perf_counter()
+    small = text * (200_000 // len(text))
+    big = small * 10
     runs = parse_text(big, "big")
-    elapsed = time.perf_counter() - start
     assert len(runs) == big.count("# Collective test starting") and all(len(r.rows) == 103 for r in runs)
-    assert elapsed < 2.0, elapsed
-    # A pathological line (a huge word before "NCCL") must not be quadratic.
-    start = time.perf_counter()
-    parse_text("a" * 1_000_000 + " NCCL INFO", "x")
-    assert time.perf_counter() - start < 1.0
+    t_small = _best_of(3, lambda: parse_text(small, "small"))
+    t_big = _best_of(3, lambda: parse_text(big, "big"))
+    assert t_big / t_small < 30, (t_small, t_big)
+    # A pathological line (a huge word before "NCCL") must not be quadratic either.
+    t_line_small = _best_of(3, lambda: parse_text("a" * 100_000 + " NCCL INFO", "x"))
+    t_line_big = _best_of(3, lambda: parse_text("a" * 1_000_000 + " NCCL INFO", "x"))
+    assert t_line_big / max(t_line_small, 1e-6) < 30, (t_line_small, t_line_big)
 
 
 def test_parse_module_does_not_import_pandas():
