@@ -95,11 +95,11 @@ def load_profiles(text: str | None = None, source: str = "slurmkit/bench/profile
 
     Raises ConfigError listing every problem (unknown or missing keys, wrong types, duplicate names).
     """
-    import yaml
+    from slurmkit.cluster import load_yaml
 
     if text is None:
         text = resources.files("slurmkit.bench").joinpath("profiles.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text) or {}
+    data = load_yaml(text, source)[0] or {}
     problems: list[Problem] = []
     if not isinstance(data, dict) or set(data) != {"profiles"} or not isinstance(data["profiles"], list):
         raise ConfigError(source, [Problem("", "expected a mapping with one key, 'profiles', holding a list")])

@@ -177,10 +177,7 @@ def test_ssh_config_reader(text):
         assert set(out) == {"head-1", "node-1"}
 
 
-@pytest.mark.xfail(reason="slurmkit/bench/verdict.py (not this change's file): load_profiles lets yaml's "
-                          "ScannerError/ParserError out on a garbled profiles file; should be a SlurmkitError",
-                   strict=False)
-@KNOWN_BAD
+@SETTINGS
 @given(st.data())
 def test_bench_profiles_loader(data):
     from slurmkit.bench.verdict import load_profiles
