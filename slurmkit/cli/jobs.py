@@ -128,7 +128,8 @@ _ENV_HELP = "\b\nEvery node of the job gets:\n" + "\n".join(
 )
 
 
-@click.command(context_settings={"ignore_unknown_options": False}, epilog=_ENV_HELP)
+# Options end at the command, as with sbatch/srun: `submit -N 2 python train.py -c cfg` passes `-c cfg` to it.
+@click.command(context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False}, epilog=_ENV_HELP)
 @click.option("-N", "--nodes", type=int, default=1, show_default=True, help="Number of nodes.")
 @click.option("--gpus-per-node", type=int, default=0, show_default=True, help="GPUs per node (0: CPU-only).")
 @click.option("--nproc-per-node", type=int, default=None, help="Processes per node (torchrun/srun). Default: GPUs per node, or 1.")

@@ -119,6 +119,15 @@ def test_double_dash_passes_the_users_flags_untouched(files, cli, tmp_path):
     assert "python -c 'print(1)' --cluster x --json" in r.stdout
 
 
+def test_options_end_at_the_users_command_as_with_srun(files, cli, tmp_path):
+    good, other = files
+    r = cli("-c", str(good), "submit", "--dry-run", "-N", "2", "python", "train.py", "-c", str(other), "--json",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "#SBATCH --chdir=/srv/good" in r.stdout and "#SBATCH --nodes=2" in r.stdout
+    assert f"python train.py -c {other} --json" in r.stdout
+
+
 def _paths(group: click.Group, ctx: click.Context, prefix: str = ""):
     for name in group.list_commands(ctx):
         cmd = group.get_command(ctx, name)
