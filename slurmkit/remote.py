@@ -519,12 +519,16 @@ class HeadRunner:
 def read_ssh_config(path: str | os.PathLike, hosts: list[str]) -> dict[str, dict[str, Any]]:
     """Resolve each host through an OpenSSH config file (paramiko's parser, the one Fabric uses)."""
     from paramiko import SSHConfig
+    from paramiko.ssh_exception import ConfigParseError
 
     from slurmkit.errors import ConfigError, Problem
 
     p = Path(path).expanduser()
     try:
         cfg = SSHConfig.from_path(str(p))
-    except OSError as exc:
+        return {h: dict(cfg.lookup(h)) for h in hosts}
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(p), [Problem("", f"cannot read SSH config: {exc}")]) from None
-    return {h: dict(cfg.lookup(h)) for h in hosts}
+    except (ConfigParseError, ValueError) as exc:
+        # paramiko's messages name the line's text ("Unparsable line 0"), not its number
+        raise ConfigError(str(p), [Problem("", f"not an OpenSSH config: {exc}")]) from None

@@ -87,3 +87,17 @@ def test_slurm_json_fields_of_the_wrong_type_read_as_empty():
     assert (node.name, node.state, node.flags, node.partitions) == ("n1", "IDLE", (), ())
     with pytest.raises(SlurmOutputError, match="'nodes' is not a list of objects"):
         parse_sinfo_json('{"nodes": [1]}')
+
+
+def test_an_ssh_config_paramiko_cannot_parse_is_a_config_error(tmp_path):
+    # Found by test_ssh_config_reader: a file holding only "0" let paramiko's ConfigParseError out.
+    from slurmkit.errors import ConfigError
+    from slurmkit.remote import read_ssh_config
+
+    path = tmp_path / "config"
+    path.write_text("0")
+    with pytest.raises(ConfigError, match="not an OpenSSH config: Unparsable line 0"):
+        bounded(BOUND_S, read_ssh_config, path, ["head-1"])
+    path.write_bytes(b"Host \xff\n")
+    with pytest.raises(ConfigError, match="cannot read SSH config"):
+        bounded(BOUND_S, read_ssh_config, path, ["head-1"])

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slurmkit import facts, hostlist
@@ -80,8 +80,6 @@ SEEDS = {name: fixtures(pattern) for name, (_, pattern) in PARSERS.items()}
 # SLURMKIT_PROPERTY_EXAMPLES=N runs N examples per property (a deeper search than the suite's default).
 SETTINGS = settings(max_examples=int(os.environ.get("SLURMKIT_PROPERTY_EXAMPLES", 25)), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
-# For the known failures (xfail): a few examples, no shrinking, so that they cost little until fixed.
-KNOWN_BAD = settings(SETTINGS, max_examples=10, phases=[Phase.explicit, Phase.generate])
 
 
 def check(name: str, text: str) -> Any:
@@ -159,9 +157,7 @@ def test_hostlists(expr):
 SSH_CONFIG = "Host head-*\n  HostName 192.0.2.10\n  User ubuntu\n  IdentityFile ~/.ssh/id\n\nHost node-*\n  ProxyJump head-1\n"
 
 
-@pytest.mark.xfail(reason="slurmkit/remote.py (not this change's file): read_ssh_config lets paramiko's "
-                          "ConfigParseError out (text '0'); should be a ConfigError", strict=False)
-@KNOWN_BAD
+@SETTINGS
 @given(st.one_of(st.text(max_size=120), st.builds(lambda i, w: SSH_CONFIG[:i] + w + SSH_CONFIG[i:],
                                                   st.integers(0, len(SSH_CONFIG)), SPECIAL | st.text(max_size=5))))
 def test_ssh_config_reader(text):
