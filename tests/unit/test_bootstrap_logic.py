@@ -274,9 +274,15 @@ def test_primary_watch_knows_the_controller_answers_only_from_the_primarys_own_r
         w.done(rep)
         assert w.answers() is want
     assert PrimaryWatch("h1", in_run=False, timeout=5).answers() is False  # not in this run: unknown at once
-    t0 = __import__("time").monotonic()
+    import threading
+    import time
+
+    t0 = time.monotonic()
+    threading.Event().wait(0.2)  # the same wait, as a same-run baseline of what 0.2 s takes here
+    baseline = time.monotonic() - t0
+    t0 = time.monotonic()
     assert PrimaryWatch("h1", in_run=True, timeout=0.2).answers() is False  # never done: unknown after the wait
-    assert __import__("time").monotonic() - t0 < 2
+    assert (time.monotonic() - t0) / baseline < 5
 
 
 def test_munge_key_is_made_whole_once_and_temp_files_of_killed_runs_are_removed(tmp_path):
