@@ -267,7 +267,7 @@ class ClusterSSH:
         self.max_workers = max_workers
         self._gateway = None
         self._host_keys = None
-        self._fabric_config = None
+        self._fabric_config = threading.local()
         self._lock = threading.Lock()
         self._keys_lock = threading.Lock()
 
@@ -281,10 +281,14 @@ class ClusterSSH:
         return kw
 
     def _config(self):
-        """One Fabric Config for every connection (building one costs ~1 ms; a Connection only reads it)."""
-        if self._fabric_config is None:
-            self._fabric_config = self._new_config()
-        return self._fabric_config
+        """One Fabric Config per thread (building one costs ~1 ms). Not one for all: a Connection writes to its
+        config as it is built (``self.inline_ssh_env = ...`` is proxied to ``config._modify``, which empties and
+        re-merges it), so a Connection built in another thread at that moment read an empty config
+        ("No attribute or config key found for 'forward_agent'", seen once in 40 hosts x 3 rounds)."""
+        cfg = getattr(self._fabric_config, "config", None)
+        if cfg is None:
+            cfg = self._fabric_config.config = self._new_config()
+        return cfg
 
     def _new_config(self):
         from fabric import Config
