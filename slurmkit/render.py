@@ -16,7 +16,7 @@ import jinja2
 from slurmkit import __version__, hostlist
 from slurmkit.cluster import Cluster, NodeGroup
 from slurmkit.errors import ConfigError, Problem
-from slurmkit.resources import data_dir
+from slurmkit.resources import data_dir, jinja_env
 
 TEMPLATE_DIR = data_dir("templates")
 CONFIG_FILES = ("slurm.conf", "gres.conf", "cgroup.conf", "topology.conf")
@@ -117,16 +117,8 @@ def render_cluster(cluster: Cluster, hardware: HardwareSource = declared_hardwar
 
 
 def environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-    env.filters["kv"] = kv
-    return env
+    """The configs' environment: templates/ with the ``kv`` filter (see :func:`slurmkit.resources.jinja_env`)."""
+    return jinja_env(templates=True, filters={"kv": kv})
 
 
 def kv(record: Mapping[str, Any]) -> str:

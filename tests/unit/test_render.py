@@ -105,3 +105,67 @@ def test_render_512_nodes_is_one_line_per_group():
     files = render_cluster(parse_cluster(text)).files
     assert [ln for ln in lines(files["slurm.conf"]) if ln.startswith("NodeName")] == [
         "NodeName=n[1-512] CPUs=2 Sockets=1 CoresPerSocket=2 ThreadsPerCore=1 RealMemory=1000 State=UNKNOWN"]
+
+
+# ---------------------------------------------------------------- the Jinja factory and the data folders
+
+_SETTINGS = ("keep_trailing_newline", "trim_blocks", "lstrip_blocks", "autoescape", "undefined", "newline_sequence",
+             "block_start_string", "variable_start_string", "comment_start_string", "optimized", "finalize")
+
+
+def _settings(env):
+    loader = getattr(env.loader, "searchpath", None) if env.loader is not None else None
+    return {k: getattr(env, k) for k in _SETTINGS} | {"loader": loader}
+
+
+def test_jinja_env_has_the_settings_of_each_environment_it_replaces():
+    import jinja2
+
+    from slurmkit.resources import data_dir, jinja_env
+
+    tdir = str(data_dir("templates"))
+    files = dict(loader=jinja2.FileSystemLoader(tdir), undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                 trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    cases = [  # (factory call, the environment it replaces, as that module built it)
+        (jinja_env(templates=True), jinja2.Environment(**files)),  # render.py, jobs.py
+        (jinja_env(), jinja2.Environment(undefined=jinja2.StrictUndefined)),  # provision.py
+        (jinja_env(autoescape=True, strict=False), jinja2.Environment(autoescape=True)),  # bench/report.py
+    ]
+    for made, today in cases:
+        assert _settings(made) == _settings(today)
+    assert _settings(jinja_env(templates=True))["loader"] == [tdir]
+
+
+def test_jinja_env_strict_and_filters():
+    import jinja2
+
+    from slurmkit.render import kv
+    from slurmkit.resources import jinja_env
+
+    with pytest.raises(jinja2.UndefinedError):
+        jinja_env().from_string("{{ missing }}").render()
+    assert jinja_env(strict=False).from_string("[{{ missing }}]").render() == "[]"
+    assert jinja_env(autoescape=True, strict=False).from_string("{{ x }}").render(x="<b>") == "&lt;b&gt;"
+    env = jinja_env(filters={"kv": kv})
+    assert env.from_string("{{ r | kv }}").render(r={"A": 1, "B": None}) == "A=1"
+    assert "kv" not in jinja_env().filters  # filters are per environment, not shared
+
+
+def test_checkout_is_recognised_by_its_pyproject_not_by_depth(tmp_path):
+    from slurmkit.resources import checkout_root, data_dir
+
+    assert (data_dir("templates") / "etc" / "slurm" / "slurm.conf.j2").is_file()
+    assert (data_dir("playbooks") / "common.yaml").is_file()
+    # an installed package's parent (site-packages) with some other project's templates/ is not a checkout
+    site = tmp_path / "site-packages"
+    (site / "slurmkit").mkdir(parents=True)
+    (site / "templates").mkdir()
+    assert checkout_root(site / "slurmkit") is None
+    (site / "pyproject.toml").write_text('[project]\nname = "other"\n')
+    assert checkout_root(site / "slurmkit") is None
+    (site / "pyproject.toml").write_text('[project\nname = ')  # not TOML: not a checkout, no crash
+    assert checkout_root(site / "slurmkit") is None
+    (site / "pyproject.toml").write_text('[build-system]\nrequires = []\n\n[project]\nname = "slurmkit"\n')
+    assert checkout_root(site / "slurmkit") == site
+    with pytest.raises(ValueError, match="one of templates, playbooks"):
+        data_dir("benchmarks")
