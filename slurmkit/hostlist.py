@@ -71,6 +71,13 @@ def fold(names: Iterable[str]) -> str:
     return str(NodeSet.fromlist(list(names), resolver=_NO_GROUPS))
 
 
+def fold_numbers(numbers: Iterable[int]) -> str:
+    """Fold integers into a range expression, as inside a hostlist's brackets (``0,1,2,5`` -> ``0-2,5``)."""
+    from ClusterShell.RangeSet import RangeSet
+
+    return str(RangeSet([str(n) for n in numbers]))
+
+
 def _split_single_bracket(part: str) -> list[str]:
     """``10.0.0.[7,3-4]`` -> ``10.0.0.7``, ``10.0.0.[3-4]``: NodeSet sorts a bracket's items, but the order written
     matters where names are paired with addresses. Parts with several brackets are left to NodeSet."""

@@ -14,3 +14,16 @@ class LocalClusterError(SlurmkitError):
     """The local cluster cannot be built, inspected or removed (not root, a binary missing, a step failed)."""
 
     exit_code = 2
+
+
+class NodeCommandsFailed(LocalClusterError):
+    """A command run on several nodes at once failed on some of them: every one's failure, by host, none hidden."""
+
+    def __init__(self, what: str, failures: dict, done: dict | None = None):
+        self.what = what
+        self.failures = dict(failures)  # host -> CommandError
+        self.done = dict(done or {})  # what succeeded (host -> result), e.g. holders started, to clean up
+        lines = [f"{what} failed on {len(self.failures)} host(s): {', '.join(self.failures)}"]
+        for host, err in self.failures.items():
+            lines.append(f"  {host}: " + str(err).replace("\n", "\n    "))
+        super().__init__("\n".join(lines))

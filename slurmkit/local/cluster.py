@@ -28,6 +28,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from slurmkit.hostlist import fold, fold_numbers
 from slurmkit.local import LocalClusterError
 
 DEFAULT_STATE_ROOT = Path("/var/lib/slurmkit/local")
@@ -43,8 +44,9 @@ _SLOTS = 128 * 128
 
 
 @dataclass(frozen=True)
-class Hardware:
-    """What one simulated node declares; read from ``slurmd -C`` on the machine."""
+class SimulatedHardware:
+    """What every simulated node of a local cluster declares; read from ``slurmd -C`` on the machine (not the
+    ``slurmkit.render.Hardware``, what a real node declares)."""
 
     sockets: int
     cores_per_socket: int
@@ -57,7 +59,7 @@ class Hardware:
         return max(1, int(self.real_memory_mb * 0.95))
 
 
-def parse_slurmd_c(text: str) -> Hardware:
+def parse_slurmd_c(text: str) -> SimulatedHardware:
     """This machine's ``slurmd -C`` (read by the facts parser that discovery uses) as a simulated node's hardware."""
     from slurmkit.errors import SlurmkitError
     from slurmkit.facts.slurmd import parse_slurmd_c as parse
@@ -68,7 +70,7 @@ def parse_slurmd_c(text: str) -> Hardware:
         raise LocalClusterError(f"cannot read `slurmd -C` output ({exc}): {text.strip()!r}") from exc
     if hw is None:
         raise LocalClusterError(f"cannot read `slurmd -C` output (no Key=value line): {text.strip()!r}")
-    return Hardware(
+    return SimulatedHardware(
         sockets=hw.sockets,
         cores_per_socket=hw.cores_per_socket,
         threads_per_core=hw.threads_per_core,
@@ -76,11 +78,11 @@ def parse_slurmd_c(text: str) -> Hardware:
     )
 
 
-def fallback_hardware() -> Hardware:
+def fallback_hardware() -> SimulatedHardware:
     """Without slurmd on the machine: one socket of os.cpu_count() cores and MemTotal."""
     meminfo = Path("/proc/meminfo").read_text()
     match = re.search(r"^MemTotal:\s+(\d+) kB", meminfo, re.M)
-    return Hardware(1, os.cpu_count() or 1, 1, int(match.group(1)) // 1024 if match else 1024)
+    return SimulatedHardware(1, os.cpu_count() or 1, 1, int(match.group(1)) // 1024 if match else 1024)
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ class Plan:
     private_subnet: str
     heads: tuple[NodePlan, ...]
     computes: tuple[NodePlan, ...]
-    hardware: Hardware
+    hardware: SimulatedHardware
     state_dir: str
     gpus_per_node: int = 0
     gpu_type: str = "h100"
@@ -209,7 +211,7 @@ class Plan:
                 **data,
                 "heads": tuple(node(d) for d in data["heads"]),
                 "computes": tuple(node(d) for d in data["computes"]),
-                "hardware": Hardware(**data["hardware"]),
+                "hardware": SimulatedHardware(**data["hardware"]),
             }
         )
 
@@ -249,7 +251,7 @@ def make_plan(
     name: str,
     computes: int,
     heads: int,
-    hardware: Hardware,
+    hardware: SimulatedHardware,
     taken: list[ipaddress.IPv4Network],
     state_root: Path = STATE_ROOT,
     gpus_per_node: int = 0,
@@ -295,20 +297,11 @@ def make_plan(
     )
 
 
-def fold(items: list[str]) -> str:
-    """A hostlist expression (``a-node-[1-4]``, ``10.1.2.[11-14]``) via ClusterShell."""
-    from ClusterShell.NodeSet import NodeSet
-
-    return str(NodeSet.fromlist(items))
-
-
 def gpu_files_expression(plan: Plan) -> str:
     """gres.conf ``File=`` for the simulated GPUs, e.g. ``/dev/slurmkit/x/nvidia[0-7]``."""
-    from ClusterShell.RangeSet import RangeSet
-
     if plan.gpus_per_node == 1:
         return str(plan.gpu_dir / "nvidia0")
-    return f"{plan.gpu_dir}/nvidia[{RangeSet(range(plan.gpus_per_node))}]"
+    return f"{plan.gpu_dir}/nvidia[{fold_numbers(range(plan.gpus_per_node))}]"
 
 
 def cluster_file_dict(plan: Plan) -> dict:

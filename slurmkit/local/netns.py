@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from slurmkit.errors import CommandError
-from slurmkit.local import LocalClusterError
+from slurmkit.local import LocalClusterError, NodeCommandsFailed
 from slurmkit.local.cluster import Link, Mount
 
 # binary -> Debian package that provides it
@@ -78,9 +78,9 @@ def _run(argv: list[str], input: str | None = None, host: str | None = None) -> 
     return proc.stdout
 
 
-def _run_many(jobs: Mapping[str, tuple[list[str], str | None]]) -> dict[str, str]:
-    """Start every command at once, then wait for each; host -> stdout. Raises on the first failure seen,
-    after every command has finished (so nothing is left running behind the error)."""
+def _run_many(jobs: Mapping[str, tuple[list[str], str | None]], what: str = "command") -> dict[str, str]:
+    """Start every command at once, then wait for each; host -> stdout. Once every command has finished (so
+    nothing is left running behind the error), raises NodeCommandsFailed holding every host's failure."""
     procs = {
         host: (
             argv,
@@ -96,16 +96,15 @@ def _run_many(jobs: Mapping[str, tuple[list[str], str | None]]) -> dict[str, str
         for host, (argv, stdin) in jobs.items()
     }
     out: dict[str, str] = {}
-    failures: list[CommandError] = []
+    failures: dict[str, CommandError] = {}
     for host, (argv, stdin, proc) in procs.items():
         stdout, stderr = proc.communicate(stdin)
         if proc.returncode != 0:
-            failures.append(CommandError(shlex.join(argv), proc.returncode, stdout, stderr, host))
-        out[host] = stdout
+            failures[host] = CommandError(shlex.join(argv), proc.returncode, stdout, stderr, host)
+        else:
+            out[host] = stdout
     if failures:
-        first = failures[0]
-        first.extra["failed_hosts"] = [f.host for f in failures]
-        raise first
+        raise NodeCommandsFailed(what, failures, out)
     return out
 
 
@@ -322,7 +321,7 @@ def start_holders(hostnames: Mapping[str, str], mounts: Mapping[str, list[Mount]
     import ctypes
 
     pids: dict[str, int] = {}
-    failures: list[CommandError] = []
+    failures: dict[str, CommandError] = {}
     libc = ctypes.CDLL(None, use_errno=True)  # loaded once, before the forks: each child only calls it
     sleep = _bin("sleep")
     hierarchies = node_cgroup_hierarchies(*_proc_cgroup("self"))
@@ -345,11 +344,9 @@ def start_holders(hostnames: Mapping[str, str], mounts: Mapping[str, list[Mount]
         if match:
             pids[node] = int(match.group(1))
         else:
-            failures.append(CommandError("unshare and mount (holder of the node's namespaces)", 1, out, "", node))
+            failures[node] = CommandError("unshare and mount (holder of the node's namespaces)", 1, out, "", node)
     if failures:
-        first = failures[0]
-        first.extra["started"] = pids
-        raise first
+        raise NodeCommandsFailed("starting the node holders", failures, pids)
     return pids
 
 
@@ -391,7 +388,8 @@ def configure_node_links(links: Mapping[int, Iterable[Link]]) -> None:
         {
             str(pid): ([_bin("nsenter"), "-t", str(pid), "-n", _bin("ip"), "-batch", "-"], node_link_batch(node_links))
             for pid, node_links in links.items()
-        }
+        },
+        what="configuring the nodes' links",
     )
 
 
@@ -415,7 +413,8 @@ def start_sshds(nodes: Mapping[str, tuple[int, Path, Path, Path]]) -> None:
     sshd = which("sshd") or "/usr/sbin/sshd"
     _run_many(
         {node: (in_node(pid, in_cgroups(holder_cgroups(pid), [sshd, "-f", str(cfg), "-E", str(log)])), None)
-         for node, (pid, cfg, _, log) in nodes.items()}
+         for node, (pid, cfg, _, log) in nodes.items()},
+        what="starting sshd",
     )
     deadline = time.monotonic() + 10
     waiting = {node: pidfile for node, (_, _, pidfile, _) in nodes.items()}

@@ -17,3 +17,11 @@ def test_fold():
 def test_bad_hostlists_raise(bad):
     with pytest.raises(HostlistError):
         expand(bad)
+
+
+def test_fold_numbers():
+    from slurmkit.hostlist import fold_numbers
+
+    assert fold_numbers(range(8)) == "0-7"
+    assert fold_numbers([5, 0, 1, 2]) == "0-2,5"
+    assert fold_numbers([3]) == "3"

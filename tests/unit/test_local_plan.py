@@ -9,7 +9,7 @@ import pytest
 
 from slurmkit.local import LocalClusterError
 from slurmkit.local.cluster import (
-    Hardware,
+    SimulatedHardware,
     Plan,
     choose_subnets,
     cluster_file_dict,
@@ -22,7 +22,7 @@ from slurmkit.local.cluster import (
 )
 from slurmkit.local.netns import mount_calls, network_batch, node_cgroup_hierarchies, node_link_batch
 
-HW = Hardware(sockets=1, cores_per_socket=2, threads_per_core=1, real_memory_mb=24105)
+HW = SimulatedHardware(sockets=1, cores_per_socket=2, threads_per_core=1, real_memory_mb=24105)
 NO_ROUTES: list[ipaddress.IPv4Network] = []
 
 
@@ -36,7 +36,7 @@ def test_parse_slurmd_c_of_this_machine():
         "NodeName=vm CPUs=2 Boards=1 SocketsPerBoard=1 CoresPerSocket=2 ThreadsPerCore=1 RealMemory=24105\n"
         "UpTime=0-00:03:34\n"
     )
-    assert parse_slurmd_c(text) == Hardware(1, 2, 1, 24105)
+    assert parse_slurmd_c(text) == SimulatedHardware(1, 2, 1, 24105)
 
 
 def test_parse_slurmd_c_rejects_other_text():
