@@ -1,5 +1,5 @@
 """`slurmkit keys`, `ssh-config`, `ssh mesh`, `sync`, `support-bundle`: operator workflows. Thin: the work is in
-slurmkit.ops.
+the slurmkit.ops package, one module per workflow.
 
 Every command that touches hosts reports per host (a table, or --json) and exits 1 when any host failed (the
 others are still done), 2 for bad input (nothing is changed anywhere).
@@ -61,19 +61,20 @@ def _key_options(f):
 
 
 def _change(ctx, pubkey_file: str, user: str | None, nodes: str | None, as_json: bool, remove: bool) -> None:
-    from slurmkit import ops
+    from slurmkit.ops import OpsInputError
+    from slurmkit.ops.keys import keys_apply, read_public_key
     from slurmkit.remote import error_summary
 
     try:
         text = Path(pubkey_file).read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ops.OpsInputError(f"{pubkey_file}: cannot read: {exc}") from None
-    key = ops.read_public_key(text, pubkey_file)  # raises before anything is contacted
+        raise OpsInputError(f"{pubkey_file}: cannot read: {exc}") from None
+    key = read_public_key(text, pubkey_file)  # raises before anything is contacted
     cluster, ssh = _ssh(ctx)
     hosts = cluster.select(nodes, "--nodes")
     user = user or cluster.ssh.user
     with ssh:
-        res = ops.keys_apply(ssh, hosts, key, user, remove=remove)
+        res = keys_apply(ssh, hosts, key, user, remove=remove)
     rows = {h: (True, f"{r.value.status} ({r.value.path})") if r.ok else (False, error_summary(r.error))
             for h, r in res.results.items()}
     verb = "remove" if remove else "add"
@@ -113,14 +114,15 @@ def keys_list(ctx, user, nodes, as_json):
     from rich.console import Console
     from rich.table import Table
 
-    from slurmkit import hostlist, ops
+    from slurmkit import hostlist
+    from slurmkit.ops.keys import keys_list as list_keys
     from slurmkit.remote import error_summary
 
     cluster, ssh = _ssh(ctx)
     hosts = cluster.select(nodes, "--nodes")
     user = user or cluster.ssh.user
     with ssh:
-        res = ops.keys_list(ssh, hosts, user)
+        res = list_keys(ssh, hosts, user)
     by_fp: dict[str, dict] = {}
     for h, r in res.succeeded.items():
         for k in r.value:
@@ -156,7 +158,7 @@ def ssh_config(ctx, write_path):
     """Print an OpenSSH config for the cluster: every host by name with HostName, User, IdentityFile,
     UserKnownHostsFile (when the cluster file names one) and, for compute nodes, ProxyJump through the jump
     host's own entry, so that `ssh -F FILE <node>` works. Pure: no SSH."""
-    from slurmkit.ops import ssh_config_text
+    from slurmkit.ops.sshconfig import ssh_config_text
 
     text = ssh_config_text(load(ctx), cluster_path(ctx).resolve().parent)
     if not write_path:
@@ -189,13 +191,13 @@ def mesh(ctx, user, as_json):
     and into authorized_keys. known_hosts on every node gets every node's real host keys (read from the
     running sshd's HostKey files), under each node's name and addresses; host key checking stays on.
     """
-    from slurmkit import ops
+    from slurmkit.ops.mesh import mesh as set_up_mesh
     from slurmkit.remote import error_summary
 
     cluster, ssh = _ssh(ctx)
     user = user or cluster.ssh.user
     with ssh:
-        keys, done = ops.mesh(ssh, cluster_path(ctx), user)
+        keys, done = set_up_mesh(ssh, cluster_path(ctx), user)
     rows = {}
     for h in [h.name for h in cluster.hosts()]:
         if h in keys.failed:
@@ -227,14 +229,14 @@ def sync(ctx, src, dest, nodes, delete, parallel, as_json):
     """
     from rich.progress import Progress
 
-    from slurmkit import ops
+    from slurmkit.ops.sync import sync as rsync_all
     from slurmkit.remote import error_summary
 
     cluster, ssh = _ssh(ctx)
     hosts = cluster.select(nodes, "--nodes")
     with ssh, Progress(disable=as_json, transient=True) as progress:
         task = progress.add_task(f"rsync to {len(hosts)} host(s)", total=len(hosts))
-        res = ops.sync(ssh, cluster_path(ctx).resolve().parent, hosts, src, dest, delete, parallel,
+        res = rsync_all(ssh, cluster_path(ctx).resolve().parent, hosts, src, dest, delete, parallel,
                        on_done=lambda h, ok: progress.advance(task))
     rows = {h: (True, f"{r.value.files} file(s), {r.value.bytes} bytes in {r.value.seconds:.1f} s") if r.ok
             else (False, error_summary(r.error)) for h, r in res.results.items()}
@@ -270,11 +272,12 @@ def support_bundle(ctx, output, bench_dir, as_json):
     Unreachable hosts are findings, not aborts. Exit 0 when the bundle was written and every host answered,
     1 when some host could not be collected.
     """
-    from slurmkit import ops
+    from slurmkit.ops.bundle import support_bundle as write_bundle
+    from slurmkit.ops.bundle_rules import summary_text
 
     cluster, ssh = _ssh(ctx)
     with ssh:
-        b = ops.support_bundle(ssh, cluster_path(ctx), Path(output) if output else None,
+        b = write_bundle(ssh, cluster_path(ctx), Path(output) if output else None,
                                Path(bench_dir) if bench_dir else None)
     if as_json:
         from dataclasses import asdict
@@ -282,6 +285,6 @@ def support_bundle(ctx, output, bench_dir, as_json):
         click.echo(json.dumps({"bundle": str(b.path), "severity": b.severity,
                                "findings": [asdict(f) for f in b.findings], "unreachable": b.host_errors}, indent=1))
     else:
-        click.echo(ops.summary_text(cluster.cluster, b.findings, "now"), nl=False)
+        click.echo(summary_text(cluster.cluster, b.findings, "now"), nl=False)
         click.echo(f"wrote {b.path} ({len(b.members)} files)")
     ctx.exit(1 if b.host_errors else 0)

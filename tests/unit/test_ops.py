@@ -1,5 +1,5 @@
-"""Pure parts of slurmkit.ops: public keys, authorized_keys/known_hosts edits, the SSH config, rsync argv and
-stats, scrubbing and the support bundle's severity rules."""
+"""Pure parts of the slurmkit.ops package: public keys, authorized_keys/known_hosts edits, the SSH config, rsync
+argv and stats, scrubbing and the support bundle's severity rules."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from slurmkit import ops
+from slurmkit.ops import OpsInputError, keys, mesh, scrub, sshconfig, sync
+from slurmkit.ops.bundle_rules import Diagnosis, HostEvidence, SlurmEvidence, classify, summary_text
 from slurmkit.cluster import parse_cluster
 from slurmkit.slurm.parsers import Controller, NodeInfo
 
@@ -50,7 +51,7 @@ def keypair(tmp_path):
 
 def test_public_key_and_fingerprint_match_ssh_keygen(keypair):
     text = keypair.with_suffix(".pub").read_text()
-    key = ops.read_public_key(text, "k.pub")
+    key = keys.read_public_key(text, "k.pub")
     lf = subprocess.run(["ssh-keygen", "-lf", str(keypair.with_suffix(".pub"))], capture_output=True, text=True,
                         check=True).stdout.split()
     assert key.type == "ssh-ed25519" and key.comment == "me@laptop"
@@ -60,8 +61,8 @@ def test_public_key_and_fingerprint_match_ssh_keygen(keypair):
 
 def test_private_key_is_refused_without_showing_it(keypair):
     text = keypair.read_text()
-    with pytest.raises(ops.OpsInputError) as exc:
-        ops.read_public_key(text, "k")
+    with pytest.raises(OpsInputError) as exc:
+        keys.read_public_key(text, "k")
     assert "PRIVATE key" in str(exc.value) and exc.value.exit_code == 2
     assert text.splitlines()[1] not in str(exc.value)
 
@@ -73,48 +74,48 @@ def test_private_key_is_refused_without_showing_it(keypair):
     ("justoneword", "not an OpenSSH public key"),
 ])
 def test_bad_key_files(text, message):
-    with pytest.raises(ops.OpsInputError, match=message):
-        ops.read_public_key(text, "f")
+    with pytest.raises(OpsInputError, match=message):
+        keys.read_public_key(text, "f")
 
 
 def test_embedded_type_must_match(keypair):
     blob = keypair.with_suffix(".pub").read_text().split()[1]
-    with pytest.raises(ops.OpsInputError, match="says ssh-rsa but its data is ssh-ed25519"):
-        ops.read_public_key(f"ssh-rsa {blob} x", "f")
+    with pytest.raises(OpsInputError, match="says ssh-rsa but its data is ssh-ed25519"):
+        keys.read_public_key(f"ssh-rsa {blob} x", "f")
 
 
 def test_two_keys_in_one_file(keypair):
     line = keypair.with_suffix(".pub").read_text().strip()
-    with pytest.raises(ops.OpsInputError, match="2 lines"):
-        ops.read_public_key(f"{line}\n{line}\n", "f")
+    with pytest.raises(OpsInputError, match="2 lines"):
+        keys.read_public_key(f"{line}\n{line}\n", "f")
 
 
 def test_authorized_keys_add_compares_type_and_blob_not_comment(keypair):
-    key = ops.read_public_key(keypair.with_suffix(".pub").read_text(), "k")
+    key = keys.read_public_key(keypair.with_suffix(".pub").read_text(), "k")
     blob = base64.b64encode(key.blob).decode()
     existing = f"# admins\nfrom=\"10.0.0.0/8\",no-pty ssh-ed25519 {blob} old-comment\n"
-    text, changed = ops.authorized_keys_add(existing, key)
+    text, changed = keys.authorized_keys_add(existing, key)
     assert not changed and text == existing
-    text, changed = ops.authorized_keys_add("ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB other", key)
+    text, changed = keys.authorized_keys_add("ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB other", key)
     assert changed and text == f"ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB other\nssh-ed25519 {blob} me@laptop\n"
-    again, changed = ops.authorized_keys_add(text, key)
+    again, changed = keys.authorized_keys_add(text, key)
     assert not changed and again == text
 
 
 def test_authorized_keys_remove_every_line_of_the_key(keypair):
-    key = ops.read_public_key(keypair.with_suffix(".pub").read_text(), "k")
+    key = keys.read_public_key(keypair.with_suffix(".pub").read_text(), "k")
     blob = base64.b64encode(key.blob).decode()
     text = f"ssh-ed25519 {blob} a\n# keep me\nno-pty ssh-ed25519 {blob} b\n"
-    out, n = ops.authorized_keys_remove(text, key)
+    out, n = keys.authorized_keys_remove(text, key)
     assert n == 2 and out == "# keep me\n"
-    assert ops.authorized_keys_remove(out, key) == (out, 0)
+    assert keys.authorized_keys_remove(out, key) == (out, 0)
 
 
 # ------------------------------------------------------------------------------------------- ssh config, mesh
 
 
 def test_ssh_config_names_the_head_entry_as_proxyjump(cluster):
-    text = ops.ssh_config_text(cluster, Path("/"))
+    text = sshconfig.ssh_config_text(cluster, Path("/"))
     blocks = {b.split("\n")[0][5:]: b for b in text.split("\n\n") if b.startswith("Host ")}
     assert list(blocks) == ["tc-head-1", "tc-node-1", "tc-node-2"]
     assert "HostName 10.1.0.11" in blocks["tc-head-1"] and "ProxyJump" not in blocks["tc-head-1"]
@@ -125,7 +126,7 @@ def test_ssh_config_names_the_head_entry_as_proxyjump(cluster):
 
 def test_ssh_config_jump_host_outside_the_cluster():
     c = parse_cluster(CLUSTER.replace("proxy_jump: root@10.1.0.11", "proxy_jump: admin@bastion:2222"))
-    text = ops.ssh_config_text(c, Path("/"))
+    text = sshconfig.ssh_config_text(c, Path("/"))
     assert "Host tc-jump\n    HostName bastion\n    User admin\n    Port 2222\n" in text
     assert text.count("ProxyJump tc-jump") == 2
 
@@ -134,19 +135,19 @@ def test_host_keys_script_output_and_known_hosts_lines():
     # The shape HOST_KEYS_SCRIPT prints: .pub lines of the sshd's host keys, a marker, `hostname -I`.
     out = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIPePCoYKZWHDI+u/kZrQpWXAFh3YYoG9pc68OuogR3p root@h1\n"
            "--addresses--\n10.150.44.11 10.150.45.1 \n")
-    keys, addrs = ops.parse_host_keys(out)
+    keys, addrs = mesh.parse_host_keys(out)
     assert keys == ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIPePCoYKZWHDI+u/kZrQpWXAFh3YYoG9pc68OuogR3p"]
     assert addrs == ["10.150.44.11", "10.150.45.1"]
-    lines = ops.known_hosts_lines({"h1": ops.HostKeys(["h1", "10.150.44.11", *addrs], keys)})
+    lines = mesh.known_hosts_lines({"h1": mesh.HostKeys(["h1", "10.150.44.11", *addrs], keys)})
     assert lines == [f"h1,10.150.44.11,10.150.45.1 {keys[0]}"]
 
 
 def test_merge_known_hosts_replaces_stale_keeps_others():
     new = "n1,10.0.0.1 ssh-ed25519 AAAAnew"
     text = "n1 ssh-ed25519 AAAAold\nother ssh-rsa AAAAx\n|1|hashed= ssh-ed25519 AAAAh\n"
-    out, changed = ops.merge_known_hosts(text, [new])
+    out, changed = mesh.merge_known_hosts(text, [new])
     assert changed and out == f"other ssh-rsa AAAAx\n|1|hashed= ssh-ed25519 AAAAh\n{new}\n"
-    assert ops.merge_known_hosts(out, [new]) == (out, False)
+    assert mesh.merge_known_hosts(out, [new]) == (out, False)
 
 
 # ------------------------------------------------------------------------------------------------------ sync
@@ -154,7 +155,7 @@ def test_merge_known_hosts_replaces_stale_keeps_others():
 
 def test_rsync_argv_goes_through_the_jump_with_identity_and_known_hosts(cluster):
     node = next(h for h in cluster.hosts() if h.name == "tc-node-1")
-    argv = ops.rsync_argv(cluster, Path("/"), node, "data", "/dest", delete=True)
+    argv = sync.rsync_argv(cluster, Path("/"), node, "data", "/dest", delete=True)
     assert argv[-2:] == ["data/", "root@10.2.0.11:/dest/"] and "--delete" in argv
     ssh = shlex.split(argv[argv.index("-e") + 1])
     proxy = next(o for o in ssh if o.startswith("ProxyCommand="))
@@ -163,7 +164,7 @@ def test_rsync_argv_goes_through_the_jump_with_identity_and_known_hosts(cluster)
     for argv_ in (ssh, jump):
         assert "/keys/id" in argv_ and "UserKnownHostsFile=/keys/kh" in argv_ and "StrictHostKeyChecking=yes" in argv_
     head = cluster.hosts()[0]
-    assert not any("ProxyCommand" in o for o in shlex.split(ops.rsync_argv(cluster, Path("/"), head, "d", "/x")[6]))
+    assert not any("ProxyCommand" in o for o in shlex.split(sync.rsync_argv(cluster, Path("/"), head, "d", "/x")[6]))
 
 
 @pytest.mark.skipif(shutil.which("rsync") is None, reason="needs rsync")
@@ -173,9 +174,9 @@ def test_parse_rsync_output_of_a_real_local_run(tmp_path):
     (src / "a").write_text("12345")
     (src / "sub" / "b").write_bytes(b"x" * 1000)
 
-    def run() -> ops.SyncResult:
+    def run() -> sync.SyncResult:
         argv = ["rsync", "-a", "--itemize-changes", "--stats", str(src) + "/", str(dst) + "/"]
-        return ops.parse_rsync_output(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+        return sync.parse_rsync_output(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
 
     first = run()
     assert first.files == 2 and first.bytes == 1005
@@ -198,33 +199,33 @@ def test_parse_rsync_output_of_a_real_local_run(tmp_path):
     ("aws AKIAABCDEFGHIJKLMNOP\n", "AKIAABCDEFGHIJKLMNOP"),
 ])
 def test_scrub_patterns(text, secret):
-    out = ops.scrub(text)
+    out = scrub.scrub(text)
     assert secret not in out and "[REDACTED" in out
 
 
 def test_scrub_keeps_ordinary_config():
     text = "AuthType=auth/munge\nCredType=cred/munge\nSlurmctldPort=6817\n"
-    assert ops.scrub(text) == text
+    assert scrub.scrub(text) == text
 
 
 def test_scrub_private_key_and_munge_key(keypair):
     priv = keypair.read_text()
-    out = ops.scrub(f"before\n{priv}after\n")
+    out = scrub.scrub(f"before\n{priv}after\n")
     assert "PRIVATE KEY" not in out and priv.splitlines()[1] not in out and out.startswith("before\n") and out.endswith("after\n")
     munge = bytes(range(256)) * 4
-    assert "munge key" in ops.scrub("x" + munge.decode("latin-1"), munge)
-    assert "munge key" in ops.scrub("k=" + base64.b64encode(munge).decode(), munge)
+    assert "munge key" in scrub.scrub("x" + munge.decode("latin-1"), munge)
+    assert "munge key" in scrub.scrub("k=" + base64.b64encode(munge).decode(), munge)
 
 
 # ------------------------------------------------------------------------------------------------ severity
 
 
 def healthy(cluster, **over):
-    hosts = {h.name: ops.HostEvidence(h.name, h.role, daemons={"slurmctld" if h.role == "head" else "slurmd": True,
+    hosts = {h.name: HostEvidence(h.name, h.role, daemons={"slurmctld" if h.role == "head" else "slurmd": True,
                                                                "munged": True}, ib_active=2)
              for h in cluster.hosts()}
     nodes = [NodeInfo(n, "IDLE") for n in cluster.compute_names]
-    slurm = ops.SlurmEvidence("Slurmctld(primary) at tc-head-1 is UP\n", [Controller("tc-head-1", "primary", True)],
+    slurm = SlurmEvidence("Slurmctld(primary) at tc-head-1 is UP\n", [Controller("tc-head-1", "primary", True)],
                               nodes)
     return slurm, hosts
 
@@ -235,15 +236,15 @@ def titles(findings):
 
 def test_healthy_cluster_has_no_finding(cluster):
     slurm, hosts = healthy(cluster)
-    assert ops.classify(cluster, slurm, hosts, {}) == []
+    assert classify(cluster, slurm, hosts, {}) == []
 
 
 def test_controller_down_is_severity_1(cluster):
     slurm, hosts = healthy(cluster)
-    slurm = ops.SlurmEvidence("Slurmctld(primary) at tc-head-1 is DOWN\n", [Controller("tc-head-1", "primary", False)],
+    slurm = SlurmEvidence("Slurmctld(primary) at tc-head-1 is DOWN\n", [Controller("tc-head-1", "primary", False)],
                               None, "slurm_load_node error: Unable to contact slurm controller")
     hosts["tc-head-1"].daemons["slurmctld"] = False
-    f = ops.classify(cluster, slurm, hosts, {})
+    f = classify(cluster, slurm, hosts, {})
     assert titles(f) == [(1, "controller down: no slurmctld answers")]
     assert "tc-head-1: slurmctld is not running" in f[0].evidence
 
@@ -251,26 +252,26 @@ def test_controller_down_is_severity_1(cluster):
 def test_no_usable_node_is_severity_1(cluster):
     slurm, hosts = healthy(cluster)
     slurm.nodes = [NodeInfo("tc-node-1", "DOWN", ("NOT_RESPONDING",)), NodeInfo("tc-node-2", "IDLE", ("DRAIN",), "bad")]
-    f = ops.classify(cluster, slurm, hosts, {})
+    f = classify(cluster, slurm, hosts, {})
     assert titles(f) == [(1, "no compute node usable"), (2, "1 compute node(s) down"), (2, "1 node(s) drained")]
 
 
 def test_slurmd_stopped_or_host_unreachable_is_severity_2(cluster):
     slurm, hosts = healthy(cluster)
     hosts["tc-node-2"].daemons["slurmd"] = False
-    f = ops.classify(cluster, slurm, hosts, {})
+    f = classify(cluster, slurm, hosts, {})
     assert titles(f) == [(2, "1 compute node(s) down")] and f[0].hosts == ["tc-node-2"]
-    hosts["tc-node-2"] = ops.HostEvidence("tc-node-2", "compute", error="unreachable: refused")
-    f = ops.classify(cluster, slurm, hosts, {})
+    hosts["tc-node-2"] = HostEvidence("tc-node-2", "compute", error="unreachable: refused")
+    f = classify(cluster, slurm, hosts, {})
     assert titles(f) == [(2, "1 compute node(s) down")] and "unreachable" in f[0].evidence[0]
 
 
 def test_one_node_drained_for_maintenance_is_severity_3_otherwise_2(cluster):
     slurm, hosts = healthy(cluster)
     slurm.nodes[0] = NodeInfo("tc-node-1", "IDLE", ("DRAIN",), "maintenance")
-    assert titles(ops.classify(cluster, slurm, hosts, {})) == [(3, "one node drained for maintenance")]
+    assert titles(classify(cluster, slurm, hosts, {})) == [(3, "one node drained for maintenance")]
     slurm.nodes[0] = NodeInfo("tc-node-1", "IDLE", ("DRAIN",), "ECC errors")
-    assert titles(ops.classify(cluster, slurm, hosts, {})) == [(2, "1 node(s) drained")]
+    assert titles(classify(cluster, slurm, hosts, {})) == [(2, "1 node(s) drained")]
 
 
 def test_rail_bench_drift_and_failover(cluster):
@@ -280,7 +281,7 @@ def test_rail_bench_drift_and_failover(cluster):
     hosts["tc-node-2"].etc_slurm = {"slurm.conf": "A=1\nB=2\n"}
     bench = {"id": "r1", "verdict": {"passed": False, "reasons": ["busbw 10 < 300"]}, "nodes": ["tc-node-1"]}
     slurm.controllers = [Controller("tc-head-1", "primary", False), Controller("tc-head-2", "backup1", True)]
-    f = ops.classify(cluster, slurm, hosts, {"slurm.conf": "A=1\nB=3\n"}, bench)
+    f = classify(cluster, slurm, hosts, {"slurm.conf": "A=1\nB=3\n"}, bench)
     assert titles(f) == [(2, "primary controller down; a backup has taken over"), (2, "InfiniBand rail down"),
                          (2, "bench failing (run r1)"), (3, "config drift")]
     assert "mlx5_1/1 DOWN" in f[1].evidence[0] and f[2].evidence == ["busbw 10 < 300"]
@@ -288,7 +289,7 @@ def test_rail_bench_drift_and_failover(cluster):
 
 
 def test_summary_text_lists_evidence():
-    text = ops.summary_text("tc", [ops.Finding(2, "1 compute node(s) down", ["n2: slurmd is not running"], ["n2"])], "t")
+    text = summary_text("tc", [Diagnosis(2, "1 compute node(s) down", ["n2: slurmd is not running"], ["n2"])], "t")
     assert "Overall: Severity 2" in text and "[Severity 2] 1 compute node(s) down (n2)" in text
     assert "    - n2: slurmd is not running" in text
-    assert "no incident" in ops.summary_text("tc", [], "t")
+    assert "no incident" in summary_text("tc", [], "t")
