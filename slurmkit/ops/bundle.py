@@ -20,6 +20,7 @@ from slurmkit.errors import SlurmkitError
 from slurmkit.ops.bundle_collect import collect_host, collect_slurm
 from slurmkit.ops.bundle_rules import Diagnosis, HostEvidence, SlurmEvidence, classify, summary_text
 from slurmkit.ops.scrub import scrub
+from slurmkit.paths import StateDir
 
 
 @dataclass
@@ -54,19 +55,18 @@ def latest_bench(directory: Path) -> tuple[Path, dict] | None:
 def support_bundle(ssh, cluster_file: Path, output: Path | None = None, bench_dir: Path | None = None,
                    on_done=None) -> Bundle:
     """Collect, scrub, classify and write the support bundle (a .tar.gz). Unreachable hosts become findings."""
-    from slurmkit.facts_cache import facts_dir, hardware_source
+    from slurmkit.facts_cache import hardware_source
     from slurmkit.remote import error_summary
     from slurmkit.render import render_cluster
 
     cluster: Cluster = ssh.cluster
     cluster_file = Path(cluster_file).expanduser().resolve()
-    base = cluster_file.parent
+    state = StateDir.of(cluster_file)
     now = datetime.now(timezone.utc)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     top = f"slurmkit-support-{cluster.cluster}-{stamp}"
     output = Path(output) if output else Path(f"{top}.tar.gz")
-    munge_path = base / ".slurmkit" / "munge.key"
-    munge_key = munge_path.read_bytes() if munge_path.is_file() else None
+    munge_key = state.munge_key.read_bytes() if state.munge_key.is_file() else None
     members: dict[str, str] = {}
 
     members["cluster.yaml"] = cluster_file.read_text()
@@ -104,11 +104,10 @@ def support_bundle(ssh, cluster_file: Path, output: Path | None = None, bench_di
         else:
             slurm = SlurmEvidence(error=error_summary(r.error))
             members["slurm/ERROR.txt"] = slurm.error + "\n"
-    fd = facts_dir(cluster_file)
-    if fd.is_dir():
-        for p in sorted(fd.glob("*.json")):
+    if state.facts_dir.is_dir():
+        for p in sorted(state.facts_dir.glob("*.json")):
             members[f"facts/{p.name}"] = p.read_text()
-    bench = latest_bench(Path(bench_dir) if bench_dir else base / ".slurmkit" / "bench")
+    bench = latest_bench(Path(bench_dir) if bench_dir else state.bench_dir)
     bench_meta = None
     if bench:
         meta_path, bench_meta = bench

@@ -14,19 +14,17 @@ from slurmkit.cluster import Cluster
 from slurmkit.errors import CommandError
 from slurmkit.ops._common import ensure_ssh_dir, read_text, sudo_prefix, user_account
 from slurmkit.ops.keys import authorized_keys_add, parse_key_line, read_public_key
-
-
-MESH_KEY = "mesh_ed25519"
+from slurmkit.paths import StateDir
 
 
 def mesh_key(cluster_file: Path, cluster: Cluster) -> tuple[bytes, str]:
-    """The cluster's mesh key pair, generated once beside the cluster file (``.slurmkit/mesh_ed25519``, 0600).
-    -> (private key bytes, public key line)."""
-    d = Path(cluster_file).expanduser().resolve().parent / ".slurmkit"
-    path = d / MESH_KEY
+    """The cluster's mesh key pair, generated once beside the cluster file (``.slurmkit/mesh_ed25519``, 0600;
+    :attr:`slurmkit.paths.StateDir.mesh_key`). -> (private key bytes, public key line)."""
+    state = StateDir.of(cluster_file)
+    path, pub = state.mesh_key, state.mesh_public_key
     if not path.exists():
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".{MESH_KEY}.tmp"
+        state.root.mkdir(parents=True, exist_ok=True)
+        tmp = state.root / f".{path.name}.tmp"
         for p in (tmp, tmp.with_suffix(".tmp.pub")):
             p.unlink(missing_ok=True)
         r = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"slurmkit-mesh-{cluster.cluster}",
@@ -34,10 +32,10 @@ def mesh_key(cluster_file: Path, cluster: Cluster) -> tuple[bytes, str]:
         if r.returncode != 0:
             raise CommandError("ssh-keygen", r.returncode, r.stdout, r.stderr)
         os.chmod(tmp, 0o600)
-        os.replace(tmp.with_suffix(".tmp.pub"), path.with_suffix(".pub"))
+        os.replace(tmp.with_suffix(".tmp.pub"), pub)
         os.replace(tmp, path)
     os.chmod(path, 0o600)
-    return path.read_bytes(), path.with_suffix(".pub").read_text().strip()
+    return path.read_bytes(), pub.read_text().strip()
 
 
 @dataclass

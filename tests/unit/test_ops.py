@@ -13,6 +13,7 @@ import pytest
 
 from slurmkit.ops import OpsInputError, keys, mesh, scrub, sshconfig, sync
 from slurmkit.ops.bundle_rules import Diagnosis, HostEvidence, SlurmEvidence, classify, summary_text
+from slurmkit.paths import StateDir
 from slurmkit.cluster import parse_cluster
 from slurmkit.slurm.parsers import Controller, NodeInfo
 
@@ -148,6 +149,18 @@ def test_merge_known_hosts_replaces_stale_keeps_others():
     out, changed = mesh.merge_known_hosts(text, [new])
     assert changed and out == f"other ssh-rsa AAAAx\n|1|hashed= ssh-ed25519 AAAAh\n{new}\n"
     assert mesh.merge_known_hosts(out, [new]) == (out, False)
+
+
+@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen")
+def test_mesh_key_is_made_once_in_the_state_dir(tmp_path, cluster):
+    cluster_file = tmp_path / "c.yaml"
+    state = StateDir.of(cluster_file)
+    private, public = mesh.mesh_key(cluster_file, cluster)
+    assert state.mesh_key.read_bytes() == private and state.mesh_key.stat().st_mode & 0o777 == 0o600
+    assert state.mesh_public_key.read_text().strip() == public and public.endswith(" slurmkit-mesh-tc")
+    assert keys.read_public_key(public, "mesh").type == "ssh-ed25519"
+    assert sorted(p.name for p in state.root.iterdir()) == ["mesh_ed25519", "mesh_ed25519.pub"]  # no temp left
+    assert mesh.mesh_key(cluster_file, cluster) == (private, public)
 
 
 # ------------------------------------------------------------------------------------------------------ sync
