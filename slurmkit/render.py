@@ -1,7 +1,8 @@
-"""Render slurm.conf, gres.conf, cgroup.conf and topology.conf from a Cluster (and cached facts). Pure.
+"""Render slurm.conf, gres.conf, cgroup.conf and topology.conf from a Cluster and each node's hardware. Pure.
 
 Logic lives here (hostlist folding, grouping nodes by hardware, version differences); the templates under
-``templates/etc/slurm/`` only loop over ``key=value`` records.
+``templates/etc/slurm/`` only loop over ``key=value`` records. A node's :class:`~slurmkit.hardware.Hardware`
+comes from :mod:`slurmkit.hardware` (declared, or from cached facts: ``hardware_source``).
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import jinja2
 
 from slurmkit import __version__, hostlist
-from slurmkit.cluster import Cluster, NodeGroup
+from slurmkit.cluster import Cluster
 from slurmkit.errors import ConfigError, Problem
+from slurmkit.hardware import HardwareSource, declared_hardware
 from slurmkit.resources import data_dir, jinja_env
 
 TEMPLATE_DIR = data_dir("templates")
@@ -37,50 +39,6 @@ def versioned(key: str, version: tuple[int, int]) -> tuple[str, str] | None:
         if version >= since:
             chosen = value
     return chosen
-
-
-@dataclass(frozen=True)
-class Hardware:
-    """What slurm.conf and gres.conf need to know about one node."""
-
-    sockets: int
-    cores_per_socket: int
-    threads_per_core: int
-    memory_mb: int
-    gpu_type: str | None = None
-    gpu_count: int = 0
-    gpu_files: tuple[str, ...] = ()
-    gpu_cores: tuple[str | None, ...] = ()  # per GPU: Slurm core index list local to it (from facts), or None
-    autodetect: str = "off"
-    features: tuple[str, ...] = ()
-    weight: int | None = None
-
-    @property
-    def cpus(self) -> int:
-        return self.sockets * self.cores_per_socket * self.threads_per_core
-
-
-HardwareSource = Callable[[str, NodeGroup], "Hardware | None"]
-
-
-def declared_hardware(name: str, group: NodeGroup) -> Hardware | None:
-    """Hardware from the cluster file alone; None when the group leaves it to discovery."""
-    if not group.hardware_declared:
-        return None
-    g = group.gpus
-    return Hardware(
-        sockets=group.sockets,
-        cores_per_socket=group.cores_per_socket,
-        threads_per_core=group.threads_per_core,
-        memory_mb=group.memory_mb,
-        gpu_type=g.type if g else None,
-        gpu_count=g.count if g else 0,
-        gpu_files=tuple(g.device_files()) if g else (),
-        gpu_cores=(None,) * (g.count if g else 0),
-        autodetect=g.autodetect if g else "off",
-        features=tuple(group.features),
-        weight=group.weight,
-    )
 
 
 @dataclass

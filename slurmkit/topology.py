@@ -22,8 +22,9 @@ _ALIASES = {"SOC": "SYS"}
 
 
 @dataclass
-class Finding:
-    """Something a person should know. ``severity``: ``error`` (a rail cannot be used), ``warning``, ``info``."""
+class TopologyFinding:
+    """Something a person should know about a node's topology (its GPUs, HCAs, rails, management interface) or
+    the fabric's: ``code`` says what (``rail-down``, ``hca-excluded``, ...). ``severity``: ``error`` (a rail cannot be used), ``warning``, ``info``."""
 
     node: str
     code: str
@@ -81,7 +82,7 @@ class NodeTopology:
     gpus: list[GpuInfo] = field(default_factory=list)
     hcas: list[HcaInfo] = field(default_factory=list)
     rails: list[Rail] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[TopologyFinding] = field(default_factory=list)
 
     def hca(self, name: str) -> HcaInfo | None:
         return next((h for h in self.hcas if h.name == name), None)
@@ -99,7 +100,7 @@ class Switch:
 # ---------------------------------------------------------------- per node
 
 
-def _hcas(facts: NodeFacts, allow_roce: bool, findings: list[Finding]) -> list[HcaInfo]:
+def _hcas(facts: NodeFacts, allow_roce: bool, findings: list[TopologyFinding]) -> list[HcaInfo]:
     host = facts.hostname
     netdev = {(n.hca, n.port): n for n in facts.netdevs}
     out: dict[str, HcaInfo] = {}
@@ -117,7 +118,7 @@ def _hcas(facts: NodeFacts, allow_roce: bool, findings: list[Finding]) -> list[H
                 info.usable = False
                 info.reasons.append("its state could not be read")
         for line in facts.ib.errors:
-            findings.append(Finding(host, "ib-tool-error", f"InfiniBand tool reported: {line}", "warning"))
+            findings.append(TopologyFinding(host, "ib-tool-error", f"InfiniBand tool reported: {line}", "warning"))
     if facts.topo:
         for label in facts.topo.nic_labels:
             name = facts.topo.nic_names.get(label, label)
@@ -143,7 +144,7 @@ def _hcas(facts: NodeFacts, allow_roce: bool, findings: list[Finding]) -> list[H
             info.reasons.append(f"netdev {link.netdev} is Down")
     if facts.ib is None and out:
         findings.append(
-            Finding(host, "hca-state-unknown", "no ibstat/sysfs port facts: HCA states and rates unknown", "warning")
+            TopologyFinding(host, "hca-state-unknown", "no ibstat/sysfs port facts: HCA states and rates unknown", "warning")
         )
     return sorted(out.values(), key=lambda h: _natural(h.name))
 
@@ -203,7 +204,7 @@ def _bus_key(bus_id: str | None) -> str | None:
     return bus_id.lower()[-12:] if bus_id else None
 
 
-def _gpus(facts: NodeFacts, findings: list[Finding]) -> list[GpuInfo]:
+def _gpus(facts: NodeFacts, findings: list[TopologyFinding]) -> list[GpuInfo]:
     topo = facts.topo
     gpus: dict[int, GpuInfo] = {}
     for g in facts.gpus:
@@ -228,7 +229,7 @@ def _gpus(facts: NodeFacts, findings: list[Finding]) -> list[GpuInfo]:
             gpu.cores = sorted({core_of[c] for c in gpu.cpus})
     if gpus and core_of is None:
         findings.append(
-            Finding(facts.hostname, "cores-unknown", "CPU -> core mapping not derivable: gres Cores= left out", "info")
+            TopologyFinding(facts.hostname, "cores-unknown", "CPU -> core mapping not derivable: gres Cores= left out", "info")
         )
     return [gpus[i] for i in sorted(gpus)]
 
@@ -297,12 +298,12 @@ def node_topology(facts: NodeFacts, allow_roce: bool = False) -> NodeTopology:
     reported; a rail whose HCA is excluded is an ``error`` finding.
     """
     host = facts.hostname
-    findings: list[Finding] = []
+    findings: list[TopologyFinding] = []
     hcas = _hcas(facts, allow_roce, findings)
     gpus = _gpus(facts, findings)
     topo = NodeTopology(hostname=host, gpus=gpus, hcas=hcas, findings=findings)
     if gpus and facts.topo is None:
-        findings.append(Finding(host, "no-topology", "no nvidia-smi topo matrix: GPU-HCA pairing unknown", "warning"))
+        findings.append(TopologyFinding(host, "no-topology", "no nvidia-smi topo matrix: GPU-HCA pairing unknown", "warning"))
     pairs = _pair(facts, gpus, hcas)
     rail_hcas = set()
     for gpu, hca_name, distance, shared in pairs:
@@ -314,30 +315,30 @@ def node_topology(facts: NodeFacts, allow_roce: bool = False) -> NodeTopology:
         )
         if not hca.usable:
             findings.append(
-                Finding(host, "rail-unusable", f"rail {gpu} (GPU{gpu}) HCA {hca_name}: {'; '.join(hca.reasons)}",
+                TopologyFinding(host, "rail-unusable", f"rail {gpu} (GPU{gpu}) HCA {hca_name}: {'; '.join(hca.reasons)}",
                         "error", rail=gpu, hca=hca_name, expected="usable", found="; ".join(hca.reasons))
             )
         if shared:
             others = [g for g, h, _, _ in pairs if h == hca_name and g != gpu]
             findings.append(
-                Finding(host, "rail-shared",
+                TopologyFinding(host, "rail-shared",
                         f"GPU{gpu} has no HCA of its own; it shares {hca_name} ({distance}) with "
                         + ", ".join(f"GPU{g}" for g in others), "warning", rail=gpu, hca=hca_name)
             )
         if distance in ("NODE", "SYS"):
             findings.append(
-                Finding(host, "rail-far", f"GPU{gpu}'s closest HCA {hca_name} is at {distance}", "warning",
+                TopologyFinding(host, "rail-far", f"GPU{gpu}'s closest HCA {hca_name} is at {distance}", "warning",
                         rail=gpu, hca=hca_name, expected="PIX/PXB/PHB", found=distance)
             )
     paired_gpus = {p[0] for p in pairs}
     for gpu in gpus:
         if facts.topo is not None and gpu.index not in paired_gpus:
-            findings.append(Finding(host, "rail-missing", f"GPU{gpu.index} has no usable HCA", "error", rail=gpu.index))
+            findings.append(TopologyFinding(host, "rail-missing", f"GPU{gpu.index} has no usable HCA", "error", rail=gpu.index))
     for hca in hcas:
         if not hca.usable:
             near = hca.name in rail_hcas
             findings.append(
-                Finding(host, "hca-excluded", f"{hca.name} excluded from NCCL: {'; '.join(hca.reasons)}",
+                TopologyFinding(host, "hca-excluded", f"{hca.name} excluded from NCCL: {'; '.join(hca.reasons)}",
                         "warning" if near else "info", hca=hca.name, found="; ".join(hca.reasons))
             )
     return topo
@@ -346,13 +347,13 @@ def node_topology(facts: NodeFacts, allow_roce: bool = False) -> NodeTopology:
 # ---------------------------------------------------------------- across nodes
 
 
-def check_rails(nodes: list[NodeTopology]) -> list[Finding]:
+def check_rails(nodes: list[NodeTopology]) -> list[TopologyFinding]:
     """Rail k is consistent when every node has a usable HCA of the same rate on it.
 
     The expected rate of a rail is the most common rate among the nodes' usable HCAs on it (ties: the
     highest). Nodes without GPUs are not checked.
     """
-    findings: list[Finding] = []
+    findings: list[TopologyFinding] = []
     gpu_nodes = [n for n in nodes if n.gpus]
     rail_ids = sorted({r.rail for n in gpu_nodes for r in n.rails})
     for k in rail_ids:
@@ -364,21 +365,21 @@ def check_rails(nodes: list[NodeTopology]) -> list[Finding]:
         for node in gpu_nodes:
             rail = next((r for r in node.rails if r.rail == k), None)
             if rail is None:
-                findings.append(Finding(node.hostname, "rail-missing", f"{node.hostname}: no HCA on rail {k}",
+                findings.append(TopologyFinding(node.hostname, "rail-missing", f"{node.hostname}: no HCA on rail {k}",
                                         "error", rail=k, expected=exp_text, found="none"))
                 continue
             hca = node.hca(rail.hca)
             if not rail.usable:
                 found = "; ".join(hca.reasons) if hca else "unusable"
-                findings.append(Finding(node.hostname, "rail-down", f"{node.hostname}: rail {k} ({rail.hca}) {found}",
+                findings.append(TopologyFinding(node.hostname, "rail-down", f"{node.hostname}: rail {k} ({rail.hca}) {found}",
                                         "error", rail=k, hca=rail.hca, expected=exp_text, found=found))
             elif expected is not None and rail.rate_gbps is None:
-                findings.append(Finding(node.hostname, "rail-rate-unknown",
+                findings.append(TopologyFinding(node.hostname, "rail-rate-unknown",
                                         f"{node.hostname}: rail {k} ({rail.hca}) rate unknown", "warning",
                                         rail=k, hca=rail.hca, expected=exp_text, found="unknown"))
             elif expected is not None and rail.rate_gbps != expected:
                 word = "slower" if rail.rate_gbps < expected else "faster"
-                findings.append(Finding(node.hostname, f"rail-{word}",
+                findings.append(TopologyFinding(node.hostname, f"rail-{word}",
                                         f"{node.hostname}: rail {k} ({rail.hca}) at {_rate(rail.rate_gbps)}, "
                                         f"expected {_rate(expected)}", "error" if word == "slower" else "warning",
                                         rail=k, hca=rail.hca, expected=exp_text, found=f"active at {_rate(rail.rate_gbps)}"))
@@ -402,27 +403,36 @@ def _version(text: str) -> tuple[int, int]:
         raise SlurmkitError(f"not a Slurm version: {text!r}") from None
 
 
-def gres_lines(node_topology: NodeTopology, gpu_type: str, slurm_version: str, node_name: str | None = None) -> list[str]:
-    """gres.conf lines, one per GPU: ``Name=gpu Type=h100 File=/dev/nvidia0 Cores=0-55``.
+def gres_records(node_topology: NodeTopology, gpu_type: str, slurm_version: str,
+                 node_name: str | None = None) -> list[dict[str, str]]:
+    """gres.conf records, one per GPU, in line order: ``{"Name": "gpu", "Type": "h100", "File": "/dev/nvidia0",
+    "Cores": "0-55"}`` (``NodeName`` first when ``node_name`` is given). Data, not text: the template writes them.
 
-    ``Cores=`` lists Slurm's logical core indexes (not OS CPU ids, not hyperthreads) of the GPU's NUMA-local
-    CPUs; it is left out when the CPU -> core mapping could not be derived. ``File=`` uses the nvidia-smi
+    ``Cores`` lists Slurm's logical core indexes (not OS CPU ids, not hyperthreads) of the GPU's NUMA-local
+    CPUs; it is left out when the CPU -> core mapping could not be derived. ``File`` uses the nvidia-smi
     index as the device minor, which holds when the driver numbers /dev/nvidiaN in PCI order (the default).
 
     Slurm versions: 22.05 and 23.11 gres.conf(5) both define ``File``/``Cores`` this way (``CPUs`` is the
     pre-14.x name, not accepted any more; ``MultipleFiles`` exists from 22.05 on and only matters for MIG,
-    which is not rendered here), so every version from 22.05 renders the same lines; older ones are refused.
+    which is not rendered here), so every version from 22.05 renders the same records; older ones are refused.
     """
     if _version(slurm_version) < (22, 5):
         raise SlurmkitError(f"gres.conf rendering needs Slurm 22.05 or newer, got {slurm_version}")
-    prefix = f"NodeName={node_name} " if node_name else ""
-    lines = []
+    records = []
     for gpu in node_topology.gpus:
-        line = f"{prefix}Name=gpu Type={gpu_type} File=/dev/nvidia{gpu.index}"
+        record = {"NodeName": node_name} if node_name else {}
+        record.update(Name="gpu", Type=gpu_type, File=f"/dev/nvidia{gpu.index}")
         if gpu.cores:
-            line += f" Cores={ranges(gpu.cores)}"
-        lines.append(line)
-    return lines
+            record["Cores"] = ranges(gpu.cores)
+        records.append(record)
+    return records
+
+
+def gres_lines(node_topology: NodeTopology, gpu_type: str, slurm_version: str, node_name: str | None = None) -> list[str]:
+    """:func:`gres_records` as gres.conf's ``key=value`` lines (``Name=gpu Type=h100 File=/dev/nvidia0 Cores=0-55``),
+    for reading; rendering passes the records to the template."""
+    return [" ".join(f"{k}={v}" for k, v in r.items())
+            for r in gres_records(node_topology, gpu_type, slurm_version, node_name)]
 
 
 def nccl_env(node_topology: NodeTopology, mgmt_ifname: str | None = None) -> dict[str, str]:

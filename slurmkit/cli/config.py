@@ -106,15 +106,13 @@ def validate(ctx, as_json):
     the hardware declared for it does not contradict them (`nodes[0].cores_per_socket: node-3 has 48, declared
     56`). Exit 0 when valid, 2 otherwise; writes nothing.
     """
-    from slurmkit.discovery import cached_records, check_declared
+    from slurmkit.hardware import cached_records, refuse_contradictions
 
     path = cluster_path(ctx)
     try:
         cluster = load(ctx, check_env=True)
         # declared hardware contradicted by facts `slurmkit discover` cached
-        contradictions = check_declared(cluster, cached_records(cluster, path, cluster.compute_names))
-        if contradictions:
-            raise ConfigError(str(path), contradictions)
+        refuse_contradictions(cluster, path, cached_records(cluster, path, cluster.compute_names))
     except ConfigError as exc:
         if as_json:
             click.echo(json.dumps({"valid": False, "file": exc.source, "problems": [{"path": p.path, "message": p.message} for p in exc.problems]}))
@@ -154,14 +152,11 @@ def render(ctx, out_dir, to_stdout):
     gres.conf is written when any node has GPUs, topology.conf when the cluster file
     has a `topology:` layout. Files are replaced atomically.
     """
-    from slurmkit.discovery import cached_records, check_declared
-    from slurmkit.facts_cache import hardware_source
+    from slurmkit.hardware import hardware_source
     from slurmkit.render import render_cluster
 
     cluster = load(ctx)
-    contradictions = check_declared(cluster, cached_records(cluster, cluster_path(ctx), cluster.compute_names))
-    if contradictions:
-        raise ConfigError(str(cluster_path(ctx)), contradictions)
+    # refuses declared hardware that cached facts contradict, as validate does
     rendered = render_cluster(cluster, hardware_source(cluster, cluster_path(ctx)))
     if to_stdout:
         for name, text in rendered.files.items():

@@ -77,7 +77,7 @@ def build_report(cluster, records: dict, errors: dict, allow_roce: bool = False)
     from dataclasses import asdict
 
     from slurmkit import hostlist
-    from slurmkit.discovery import found_hardware, group_nccl, mgmt_interface, node_facts
+    from slurmkit.hardware import found_hardware, group_nccl, mgmt_interface, node_facts
     from slurmkit.remote import UnreachableError
     from slurmkit.render import topology_switches
     from slurmkit.topology import check_rails, node_topology, switches_from_ibnetdiscover
@@ -152,7 +152,7 @@ def _error_text(exc: BaseException) -> str:
 
 
 def print_nccl_env(report: dict) -> None:
-    from slurmkit.discovery import nccl_exports
+    from slurmkit.hardware import nccl_exports
 
     for g in report["groups"]:
         if g["group"] == "heads":
@@ -176,7 +176,7 @@ def print_report(report: dict, cluster_file) -> None:
     from rich.table import Table
 
     from slurmkit import hostlist
-    from slurmkit.facts_cache import facts_dir
+    from slurmkit.hardware import facts_dir
 
     console = Console()
     for g in report["groups"]:

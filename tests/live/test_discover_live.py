@@ -103,7 +103,7 @@ def test_render_without_declared_hardware_matches_slurmd_c(cluster):
         assert got["CPUs"] == sd["CPUs"]
         assert int(got["Sockets"]) == int(sd["Boards"]) * int(sd["SocketsPerBoard"])
         assert got["CoresPerSocket"] == sd["CoresPerSocket"] and got["ThreadsPerCore"] == sd["ThreadsPerCore"]
-        # documented in slurmkit.discovery.memory_to_declare: slurmd's RealMemory rounded down to a whole GiB
+        # documented in slurmkit.hardware.memory_to_declare: slurmd's RealMemory rounded down to a whole GiB
         assert int(got["RealMemory"]) == int(sd["RealMemory"]) // 1024 * 1024
     assert "gres.conf" not in p.stdout  # no GPU found, none declared
 

@@ -1,165 +1,21 @@
-"""hardware_from_facts and check_declared on real captured outputs (tests/fixtures/hardware, see SOURCES.md).
+"""Discovery's collection protocol (the one script per host, its output split back per command, the cache record)
+and `slurmkit discover`'s report, on real captured outputs (tests/fixtures/hardware, see SOURCES.md).
 
-Expected values are read off the fixture files by eye; the sums are written out beside them.
+What the cached facts mean (hardware, the declared-vs-found check, NCCL env) is tested in test_hardware.py.
 """
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 
 from slurmkit.cluster import parse_cluster
-from slurmkit.discovery import (
-    build_script,
-    check_declared,
-    facts_record,
-    gpu_type_from_name,
-    hardware_from_facts,
-    split_outputs,
-    CommandOutput,
-)
-from slurmkit.errors import CommandError, SlurmkitError
-from slurmkit.facts import parse_nvsmi_list, parse_nvsmi_query
-from slurmkit.render import render_cluster
+from slurmkit.discovery import CommandOutput, build_script, split_outputs
+from slurmkit.errors import CommandError
 
 from tests.conftest import hardware_fixture as fixture
-
-
-def record(host: str, **outputs: str) -> dict:
-    """A cache record as collect() writes it, from captured outputs, through a JSON round trip."""
-    rec = facts_record(host, {k: "captured" for k in outputs}, {k: CommandOutput(v, "", 0) for k, v in outputs.items()},
-                       time="2025-01-01T00:00:00+00:00")
-    return json.loads(json.dumps(rec))
-
-
-def violet() -> dict:
-    # violet-h100-023: 8x H100; topo -m and numactl -H from its system_info.json, lscpu of the same CPU model
-    return record(
-        "violet-h100-023",
-        nvidia_smi_topo=fixture("topo-05-h100-11nic-ansi-legend-gap-violet-h100-023.txt"),
-        numactl=fixture("numactl-H-01-h100-2s-xeon8480-violet-h100-023.txt"),
-        lscpu=fixture("lscpu-01-xeon8480plus-2s-h100x8-host.txt"),
-    )
-
-
-def cluster(group: str, profile: str = "real"):
-    return parse_cluster(f"""
-cluster: t
-profile: {profile}
-ssh: {{user: root}}
-heads: head-1
-nodes:
-  - names: {group}
-""")
-
-
-def test_violet_hardware_from_facts():
-    c = cluster("violet-h100-023\n    gpus: {type: h100, count: 8}")
-    hw = hardware_from_facts(violet(), c.nodes[0], "22.05")
-    # lscpu: Socket(s) 2, Core(s) per socket 56, Thread(s) per core 2
-    assert (hw.sockets, hw.cores_per_socket, hw.threads_per_core, hw.cpus) == (2, 56, 2, 224)
-    # numactl: node sizes 1031078 + 1032106 = 2063184 MB, rounded down to whole GiB: 2014 * 1024
-    assert hw.memory_mb == 2014 * 1024
-    assert hw.gpu_type == "h100" and hw.gpu_count == 8
-    assert hw.gpu_files == tuple(f"/dev/nvidia{i}" for i in range(8))
-    # topo: GPU0-3 NUMA Affinity 0 (CPUs 0-55,112-167), GPU4-7 NUMA 1 (56-111,168-223); cores exclude HT siblings
-    assert hw.gpu_cores == ("0-55",) * 4 + ("56-111",) * 4
-
-
-def test_violet_renders_gres_cores_matching_gpu_numa_nodes():
-    c = cluster("violet-h100-023\n    gpus: {type: h100, count: 8}")
-    files = render_cluster(c, lambda name, group: hardware_from_facts(violet(), group, c.slurm_version)).files
-    gres = [ln for ln in files["gres.conf"].splitlines() if ln.startswith("NodeName=")]
-    assert len(gres) == 8
-    numa_of_gpu = [0, 0, 0, 0, 1, 1, 1, 1]  # topo-05 "NUMA Affinity" column
-    numa_cpus = {0: set(range(0, 56)) | set(range(112, 168)), 1: set(range(56, 112)) | set(range(168, 224))}
-    for i, line in enumerate(gres):
-        kv = dict(w.split("=", 1) for w in line.split())
-        assert kv["File"] == f"/dev/nvidia{i}" and kv["Type"] == "h100" and kv["NodeName"] == "violet-h100-023"
-        lo, hi = map(int, kv["Cores"].split("-"))
-        # each core index c of a 112-core node is CPU c (first thread) with sibling CPU c+112
-        assert set(range(lo, hi + 1)) | {c + 112 for c in range(lo, hi + 1)} == numa_cpus[numa_of_gpu[i]]
-    node = next(ln for ln in files["slurm.conf"].splitlines() if ln.startswith("NodeName="))
-    assert "CPUs=224 Sockets=2 CoresPerSocket=56 ThreadsPerCore=2 RealMemory=2062336 Gres=gpu:h100:8" in node
-
-
-def test_slurmd_c_wins_over_lscpu_and_gives_memory():
-    c = cluster("n1")
-    # slurmd-C-01: SocketsPerBoard=4 (NUMA as socket) CoresPerSocket=10 ThreadsPerCore=1 RealMemory=385380
-    text = "\n".join(ln.strip() for ln in fixture("slurmd-C-01-xeon-2s-snc-numa-as-socket-indented.txt").splitlines())
-    hw = hardware_from_facts(record("n1", slurmd=text, lscpu=fixture("lscpu-01-xeon8480plus-2s-h100x8-host.txt")),
-                             c.nodes[0], "22.05")
-    assert (hw.sockets, hw.cores_per_socket, hw.threads_per_core) == (4, 10, 1)
-    assert hw.memory_mb == 376 * 1024  # 385380 MB = 376.3 GiB
-    assert hw.gpu_count == 0 and hw.gpu_files == ()
-    # slurmd-C-02 (p5.48xlarge): Boards=1 SocketsPerBoard=2 CoresPerSocket=48 ThreadsPerCore=2 RealMemory=2047961
-    hw = hardware_from_facts(record("p5", slurmd=fixture("slurmd-C-02-p5.48xlarge-8xh100-2s-epyc.txt")), c.nodes[0], "22.05")
-    assert (hw.sockets, hw.cores_per_socket, hw.threads_per_core, hw.memory_mb) == (2, 48, 2, 1999 * 1024)
-
-
-def test_no_cpu_facts_is_no_hardware():
-    c = cluster("n1")
-    assert hardware_from_facts(record("n1", nvidia_smi_list=fixture("nvsmi-L-01-dgxa100-80gb-mig-head10.txt")),
-                               c.nodes[0], "22.05") is None
-
-
-def test_gpu_type_from_nvidia_smi_names():
-    a100 = parse_nvsmi_list(fixture("nvsmi-L-01-dgxa100-80gb-mig-head10.txt"))
-    b300 = parse_nvsmi_query(fixture("nvsmi-query-03-b300-7of8-gpus-visible.txt")).rows
-    assert [gpu_type_from_name(g.name) for g in a100] == ["a100", "a100"]  # "NVIDIA A100-SXM4-80GB"
-    assert {gpu_type_from_name(r["name"]) for r in b300} == {"b300"}  # "NVIDIA B300 SXM6 AC"
-    assert gpu_type_from_name(None) is None
-
-
-def test_gpu_type_from_name_unless_declared():
-    # nvidia-smi -L of a DGX A100 (cut to 2 GPUs by `head`) with the CPU layout of a p5 from slurmd -C:
-    # two captures combined to make one node's facts
-    rec = record("g1", nvidia_smi_list=fixture("nvsmi-L-01-dgxa100-80gb-mig-head10.txt"),
-                 slurmd=fixture("slurmd-C-02-p5.48xlarge-8xh100-2s-epyc.txt"))
-    hw = hardware_from_facts(rec, cluster("g1").nodes[0], "22.05")
-    assert (hw.gpu_type, hw.gpu_count, hw.gpu_files) == ("a100", 2, ("/dev/nvidia0", "/dev/nvidia1"))
-    assert hw.gpu_cores == (None, None)  # no lscpu/numactl: core mapping unknown, Cores= left out
-    declared = hardware_from_facts(rec, cluster("g1\n    gpus: {type: a100_80g, count: 2}").nodes[0], "22.05")
-    assert declared.gpu_type == "a100_80g" and declared.gpu_count == 2
-
-
-def test_gpus_without_a_name_need_a_declared_type():
-    with pytest.raises(SlurmkitError, match="violet-h100-023: nvidia-smi gave no GPU name"):
-        hardware_from_facts(violet(), cluster("violet-h100-023").nodes[0], "22.05")
-
-
-def test_no_gpu_facts_keeps_declared_gpus():
-    c = cluster("p5\n    gpus: {type: h100, count: 8}")
-    hw = hardware_from_facts(record("p5", slurmd=fixture("slurmd-C-02-p5.48xlarge-8xh100-2s-epyc.txt")), c.nodes[0], "22.05")
-    assert (hw.gpu_type, hw.gpu_count, hw.gpu_cores) == ("h100", 8, (None,) * 8)
-
-
-def test_check_declared_names_host_key_declared_and_found():
-    c = cluster("violet-h100-023\n    gpus: {type: h100, count: 4}\n    sockets: 2\n    cores_per_socket: 52\n"
-                "    threads_per_core: 2\n    memory_mb: 2100000")
-    problems = check_declared(c, {"violet-h100-023": violet()})
-    assert [str(p) for p in problems] == [
-        "nodes[0].cores_per_socket: violet-h100-023 has 56, declared 52",
-        "nodes[0].memory_mb: violet-h100-023 has 2063184, declared 2100000 "
-        "(more than its numactl -H node sizes; declare at most 2062336)",
-        "nodes[0].gpus.count: violet-h100-023 has 8, declared 4",
-    ]
-
-
-def test_check_declared_accepts_matching_and_less_memory():
-    c = cluster("violet-h100-023\n    gpus: {type: h100, count: 8}\n    sockets: 2\n    cores_per_socket: 56\n"
-                "    threads_per_core: 2\n    memory_mb: 2000000")
-    assert check_declared(c, {"violet-h100-023": violet()}) == []
-    assert check_declared(c, {}) == []  # nothing cached: nothing to contradict
-
-
-def test_check_declared_gpus_missing_except_simulated_local():
-    p5 = record("p5", slurmd=fixture("slurmd-C-02-p5.48xlarge-8xh100-2s-epyc.txt"))
-    group = "p5\n    gpus: {type: h100, count: 8}"
-    assert [str(p) for p in check_declared(cluster(group), {"p5": p5})] == ["nodes[0].gpus.count: p5 has 0, declared 8"]
-    assert check_declared(cluster(group, profile="local"), {"p5": p5}) == []
+from tests.unit.test_hardware import HEAD, NODE1, NODE2, cap1, cluster, record, two_groups, violet
 
 
 def test_script_frames_split_back_per_command():
@@ -176,7 +32,7 @@ def test_script_frames_split_back_per_command():
 
 def test_report_of_two_violet_nodes_nccl_env_and_findings():
     from slurmkit.cli.discover import build_report
-    from slurmkit.discovery import nccl_exports
+    from slurmkit.hardware import nccl_exports
     from slurmkit.remote import UnreachableError
 
     c = cluster("violet-h100-[023-024]\n    gpus: {type: h100, count: 8}")
@@ -195,117 +51,9 @@ def test_report_of_two_violet_nodes_nccl_env_and_findings():
     assert [f["code"] for f in report["findings"] if f["node"] == "head-1"] == ["unreachable"]
 
 
-# ---------------------------------------------------------------- NCCL env per group, and for a job
-
-
-def cap1(host: str, addr: str) -> dict:
-    # local cluster 'cap1' (SOURCES.md, "Captured here"): ip -o -4 addr of the named host, its route to the head
-    return record(host, ip_addr=fixture(addr), ip_route_head=fixture("ip-route-get-04-localcluster-node-to-head-eth0.txt"))
-
-
-NODE1 = "ip-addr-03-localcluster-node-eth0-only.txt"  # eth0 10.167.187.11
-NODE2 = "ip-addr-04-localcluster-node2-eth0-only.txt"  # eth0 10.167.187.12
-HEAD = "ip-addr-02-localcluster-head-eth0-mgmt-eth1-private.txt"  # eth0 10.167.186.11, eth1 10.167.187.1
-
-
-def two_groups(second_names: str = "gpu-1", partitions: str = "") -> object:
-    return parse_cluster(f"""
-cluster: t
-ssh: {{user: root}}
-heads: {{names: head-1, addresses: 10.167.186.11}}
-nodes:
-  - {{names: 'cpu-[1-2]', addresses: '10.167.187.[11-12]'}}
-  - {{names: '{second_names}', addresses: 10.167.187.1}}
-{partitions}""")
-
-
-def test_group_nccl_socket_ifname_when_all_agree():
-    from slurmkit.discovery import group_nccl
-
-    c = two_groups()
-    addresses = {h.name: h.address for h in c.hosts()}
-    g = group_nccl(["cpu-1", "cpu-2"], {"cpu-1": cap1("cpu-1", NODE1), "cpu-2": cap1("cpu-2", NODE2)}, addresses)
-    assert g.mgmt_ifname == "eth0" and g.findings == []
-    assert g.env == {"cpu-1": {"NCCL_SOCKET_IFNAME": "=eth0"}, "cpu-2": {"NCCL_SOCKET_IFNAME": "=eth0"}}
-
-
-def test_group_nccl_names_differ_no_variable_and_a_finding():
-    from slurmkit.discovery import group_nccl
-
-    # gpu-1's address 10.167.187.1 is on eth1 in the head's capture; cpu-1's 10.167.187.11 on eth0 in node-1's
-    c = two_groups()
-    addresses = {h.name: h.address for h in c.hosts()}
-    g = group_nccl(["cpu-1", "gpu-1"], {"cpu-1": cap1("cpu-1", NODE1), "gpu-1": cap1("gpu-1", HEAD)}, addresses, "mixed")
-    assert g.mgmt_ifname is None and g.env == {"cpu-1": {}, "gpu-1": {}}
-    (f,) = g.findings
-    assert f.code == "mgmt-ifname-differs" and f.severity == "warning"
-    assert "eth0 on cpu-1" in f.message and "eth1 on gpu-1" in f.message and f.message.startswith("mixed: ")
-
-
-def test_group_nccl_unknown_interface_is_not_guessed():
-    from slurmkit.discovery import group_nccl
-
-    g = group_nccl(["violet-h100-023"], {"violet-h100-023": violet()}, {})
-    assert g.mgmt_ifname is None and "NCCL_SOCKET_IFNAME" not in g.env["violet-h100-023"]
-    assert [f.code for f in g.findings] == ["mgmt-ifname-unknown"]
-
-
-def test_job_nccl_env_default_partition_one_group():
-    from slurmkit.discovery import job_nccl_env
-
-    c = two_groups(partitions="partitions:\n  - {name: cpu, nodes: 'cpu-[1-2]', default: true}\n  - {name: all}\n")
-    recs = {"cpu-1": cap1("cpu-1", NODE1), "cpu-2": cap1("cpu-2", NODE2), "gpu-1": cap1("gpu-1", HEAD)}
-    job = job_nccl_env(c, recs)
-    assert (job.env, job.note, job.partition, job.nodes) == ({"NCCL_SOCKET_IFNAME": "=eth0"}, None, "cpu", ["cpu-1", "cpu-2"])
-
-
-def test_job_nccl_env_partition_spanning_groups_that_differ():
-    from slurmkit.discovery import job_nccl_env
-
-    c = two_groups(partitions="partitions:\n  - {name: cpu, nodes: 'cpu-[1-2]', default: true}\n  - {name: all}\n")
-    recs = {"cpu-1": cap1("cpu-1", NODE1), "cpu-2": cap1("cpu-2", NODE2), "gpu-1": cap1("gpu-1", HEAD)}
-    job = job_nccl_env(c, recs, "all")
-    assert job.env == {} and job.nodes == ["cpu-1", "cpu-2", "gpu-1"]
-    assert "\n" not in job.note and "partition all spans nodes with different NCCL envs" in job.note
-    assert "cpu-[1-2]: NCCL_SOCKET_IFNAME==eth0" in job.note and "gpu-1: NCCL_SOCKET_IFNAME==eth1" in job.note
-
-
-def test_job_nccl_env_unknown_cases():
-    from slurmkit.discovery import job_nccl_env
-
-    c = two_groups(partitions="partitions:\n  - {name: cpu, nodes: 'cpu-[1-2]'}\n  - {name: all}\n")
-    recs = {"cpu-1": cap1("cpu-1", NODE1), "cpu-2": cap1("cpu-2", NODE2)}
-    # no facts: nothing, silently
-    assert job_nccl_env(c, {}, "cpu").env == {} and job_nccl_env(c, {}, "cpu").note is None
-    # no default partition among two: unknown, said so
-    assert job_nccl_env(c, recs).note == "NCCL env not exported: the default partition is not in the cluster file"
-    assert job_nccl_env(c, recs, "nope").note == "NCCL env not exported: partition nope is not in the cluster file"
-    # a group of the partition without any cached facts: nothing exported
-    job = job_nccl_env(c, recs, "all")
-    assert job.env == {} and "no cached facts for gpu-1" in job.note
-    assert job_nccl_env(c, recs, "cpu").env == {"NCCL_SOCKET_IFNAME": "=eth0"}
-
-
-def test_job_nccl_env_names_the_rail_hcas_and_interface():
-    from slurmkit.discovery import job_nccl_env
-
-    c = parse_cluster("""
-cluster: t
-ssh: {user: root}
-heads: head-1
-nodes:
-  - names: violet-h100-023
-    addresses: 10.167.187.11
-""")
-    rec = record("violet-h100-023", nvidia_smi_topo=fixture("topo-05-h100-11nic-ansi-legend-gap-violet-h100-023.txt"),
-                 ip_addr=fixture(NODE1))
-    job = job_nccl_env(c, {"violet-h100-023": rec})
-    assert job.env == {"NCCL_IB_HCA": "=mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_6,mlx5_7,mlx5_8", "NCCL_SOCKET_IFNAME": "=eth0"}
-
-
 def test_discover_report_sets_socket_ifname_per_group():
     from slurmkit.cli.discover import build_report
-    from slurmkit.discovery import nccl_exports
+    from slurmkit.hardware import nccl_exports
 
     c = two_groups()
     recs = {"cpu-1": cap1("cpu-1", NODE1), "cpu-2": cap1("cpu-2", NODE2), "gpu-1": cap1("gpu-1", HEAD)}
@@ -335,9 +83,6 @@ nodes:
     assert f["message"] == "nodes[0]: management interface names differ (eth0 on n-1; eth1 on n-2): NCCL_SOCKET_IFNAME not set"
 
 
-# ---- bad input, declared device files
-
-
 def test_truncated_output_is_a_parse_error_then_that_hosts_error_in_the_report():
     from slurmkit.cli.discover import build_report
     from slurmkit.facts import FactsParseError
@@ -353,10 +98,3 @@ def test_truncated_output_is_a_parse_error_then_that_hosts_error_in_the_report()
     assert report["failed"] == ["gpu-2"]
     (f,) = [f for f in report["findings"] if f["node"] == "gpu-2"]
     assert f["code"] == "facts-failed" and f["message"] == str(err)
-
-
-def test_declared_gpu_files_win_over_dev_nvidia():
-    c = cluster("violet-h100-023\n    gpus: {type: h100, count: 8, files: '/dev/slurmkit/x/nvidia[0-7]'}", "local")
-    hw = hardware_from_facts(violet(), c.nodes[0], "22.05")
-    assert hw.gpu_files == tuple(f"/dev/slurmkit/x/nvidia{i}" for i in range(8))
-    assert hw.gpu_cores[0] is not None  # the facts' Cores= stay where the node has those cores

@@ -1,0 +1,477 @@
+"""Where a node's hardware comes from: the cluster file's declaration, else the facts `slurmkit discover` cached.
+
+Pure: no SSH (``slurmkit.discovery`` collects the facts; this module never imports paramiko or fabric). It reads
+and writes the facts cache beside the cluster file and holds:
+
+- :class:`Hardware`, what slurm.conf and gres.conf need to know about one node (the record ``render`` uses);
+- :func:`declared_hardware` (the cluster file alone) and :func:`hardware_from_facts` (a cached record);
+- :func:`check_declared`, declared hardware that the cached facts contradict;
+- :func:`hardware_source`, the one entry point for rendering: it reads each compute node's cached record once,
+  refuses contradictions (a :class:`~slurmkit.errors.ConfigError` listing each with its path in the cluster
+  file) and gives the hardware of each node. ``render``, ``bootstrap``, ``support-bundle`` and ``demo`` use it,
+  so none of them pushes a config that ``render`` refuses;
+- the NCCL environment the same facts imply (management interface, rail HCAs) per group and for a job.
+
+A cache record (``.slurmkit/facts/<host>.json``, written by :func:`slurmkit.discovery.collect`) is::
+
+    {"host": ..., "time": "2025-01-01T12:00:00+00:00", "commands": {name: shell command},
+     "outputs": {name: stdout}, "stderr": {name: stderr, only where non-empty}, "facts": NodeFacts.to_dict()}
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from slurmkit import hostlist
+from slurmkit.cluster import Cluster, NodeGroup
+from slurmkit.errors import ConfigError, Problem, SlurmkitError
+from slurmkit.facts import NodeFacts, facts_from_outputs
+from slurmkit.topology import TopologyFinding, gres_records, nccl_env, node_topology
+
+# ---------------------------------------------------------------- the record render uses
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What slurm.conf and gres.conf need to know about one node."""
+
+    sockets: int
+    cores_per_socket: int
+    threads_per_core: int
+    memory_mb: int
+    gpu_type: str | None = None
+    gpu_count: int = 0
+    gpu_files: tuple[str, ...] = ()
+    gpu_cores: tuple[str | None, ...] = ()  # per GPU: Slurm core index list local to it (from facts), or None
+    autodetect: str = "off"
+    features: tuple[str, ...] = ()
+    weight: int | None = None
+
+    @property
+    def cpus(self) -> int:
+        return self.sockets * self.cores_per_socket * self.threads_per_core
+
+
+HardwareSource = Callable[[str, NodeGroup], "Hardware | None"]
+
+
+def declared_hardware(name: str, group: NodeGroup) -> Hardware | None:
+    """Hardware from the cluster file alone; None when the group leaves it to discovery."""
+    if not group.hardware_declared:
+        return None
+    g = group.gpus
+    return Hardware(
+        sockets=group.sockets,
+        cores_per_socket=group.cores_per_socket,
+        threads_per_core=group.threads_per_core,
+        memory_mb=group.memory_mb,
+        gpu_type=g.type if g else None,
+        gpu_count=g.count if g else 0,
+        gpu_files=tuple(g.device_files()) if g else (),
+        gpu_cores=(None,) * (g.count if g else 0),
+        autodetect=g.autodetect if g else "off",
+        features=tuple(group.features),
+        weight=group.weight,
+    )
+
+
+# ---------------------------------------------------------------- the facts cache beside the cluster file
+
+
+def facts_dir(cluster_file: Path) -> Path:
+    return Path(cluster_file).expanduser().resolve().parent / ".slurmkit" / "facts"
+
+
+def read_facts(cluster_file: Path, host: str) -> dict[str, Any] | None:
+    """The cached record of ``host``; None when it has none. A file that is not a record (cut short, edited by
+    hand) is a ConfigError naming it."""
+    p = facts_dir(cluster_file) / f"{host}.json"
+    try:
+        record = json.loads(p.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        why = f"not JSON: {exc}"
+    else:
+        if isinstance(record, dict):
+            return record
+        why = "not a JSON object"
+    raise ConfigError(str(p), [Problem("", f"not a facts record ({why}); re-run `slurmkit discover --limit {host}` "
+                                           "or delete the file")])
+
+
+def write_facts(cluster_file: Path, host: str, record: dict[str, Any]) -> Path:
+    """Write one host's record atomically (temp file + rename); returns its path."""
+    d = facts_dir(cluster_file)
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / f"{host}.json"
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+    os.replace(tmp, p)
+    return p
+
+
+def cached_records(cluster: Cluster, cluster_file: Path, names: list[str] | None = None) -> dict[str, dict]:
+    """The cached records of the cluster's hosts (or ``names``) that have one, each file read once."""
+    out = {}
+    for name in names if names is not None else [h.name for h in cluster.hosts()]:
+        record = read_facts(cluster_file, name)
+        if record is not None:
+            out[name] = record
+    return out
+
+
+# ---------------------------------------------------------------- facts -> hardware
+
+
+def node_facts(record: Mapping[str, Any]) -> NodeFacts:
+    """The parsed facts of a cache record (re-parsed from its raw outputs when it holds no parsed form)."""
+    if record.get("facts") is not None:
+        return NodeFacts.from_dict(record["facts"])
+    return facts_from_outputs(record.get("host", "?"), record.get("outputs", {}))
+
+
+_VENDOR_WORDS = {"nvidia", "tesla", "geforce", "quadro"}
+_JOINED = {"rtx", "gtx", "titan"}
+
+
+def gpu_type_from_name(name: str | None) -> str | None:
+    """A Slurm GRES type from nvidia-smi's GPU name: ``NVIDIA H100 80GB HBM3`` -> ``h100``,
+    ``NVIDIA A100-SXM4-80GB`` -> ``a100``, ``NVIDIA B300 SXM6 AC`` -> ``b300``,
+    ``NVIDIA GeForce RTX 4090`` -> ``rtx_4090``. None when nothing is left of the name."""
+    if not name:
+        return None
+    words = [w for w in re.split(r"\s+", name.strip()) if w.lower() not in _VENDOR_WORDS]
+    if not words:
+        return None
+    first = words[0].split("-")[0].lower()
+    if first in _JOINED and len(words) > 1:
+        first = f"{first}_{words[1].split('-')[0].lower()}"
+    first = re.sub(r"[^a-z0-9_.]", "", first)
+    return first or None
+
+
+@dataclass
+class FoundHardware:
+    """What the facts say, before any rounding: ``memory_mb`` is slurmd's RealMemory (else numactl's total)."""
+
+    sockets: int | None = None
+    cores_per_socket: int | None = None
+    threads_per_core: int | None = None
+    memory_mb: int | None = None
+    memory_source: str | None = None
+    gpu_count: int = 0
+    gpu_names: list[str] = field(default_factory=list)
+
+
+def found_hardware(facts: NodeFacts) -> FoundHardware:
+    """CPU layout from ``slurmd -C`` (what slurmd will register with), else lscpu; memory from slurmd's
+    RealMemory, else the sum of numactl's node sizes; GPUs from nvidia-smi (or the topo matrix)."""
+    found = FoundHardware()
+    s = facts.slurmd
+    if s and s.sockets_per_board and s.cores_per_socket and s.threads_per_core:
+        found.sockets = s.sockets
+        found.cores_per_socket, found.threads_per_core = s.cores_per_socket, s.threads_per_core
+    elif facts.cpu and facts.cpu.sockets and facts.cpu.cores_per_socket and facts.cpu.threads_per_core:
+        found.sockets = facts.cpu.sockets
+        found.cores_per_socket, found.threads_per_core = facts.cpu.cores_per_socket, facts.cpu.threads_per_core
+    if s and s.real_memory_mb:
+        found.memory_mb, found.memory_source = s.real_memory_mb, "slurmd -C RealMemory"
+    elif facts.numa and facts.numa.nodes and all(n.size_mb for n in facts.numa.nodes):
+        found.memory_mb, found.memory_source = sum(n.size_mb for n in facts.numa.nodes), "numactl -H node sizes"
+    indexes = {g.index for g in facts.gpus if g.index is not None}
+    if facts.topo:
+        indexes |= {int(label[3:]) for label in facts.topo.gpu_labels}
+    found.gpu_count = max(len(indexes), len(facts.gpus))
+    found.gpu_names = [g.name for g in facts.gpus if g.name]
+    return found
+
+
+def memory_to_declare(found_mb: int) -> int:
+    """RealMemory for slurm.conf: the found value rounded down to a whole GiB (1024 MB).
+
+    Not slurmd's value as is: a node whose configured RealMemory exceeds what it reports is INVAL, and MemTotal
+    moves by some MB across kernels, drivers and reboots, and between otherwise identical nodes (which would
+    then each need a NodeName line of their own). Rounding down keeps a group on one line and never claims
+    more than the node has. Below 1 GiB the value is kept.
+    """
+    return found_mb if found_mb < 1024 else found_mb // 1024 * 1024
+
+
+def hardware_from_facts(record: Mapping[str, Any], group: NodeGroup, slurm_version: str) -> Hardware | None:
+    """The Hardware of one node from its cached facts record; None when the facts lack the CPU layout or memory.
+
+    GPUs: the count and ``/dev/nvidiaN`` files from nvidia-smi's indexes, ``Cores=`` per GPU from its NUMA-local
+    cores (see :func:`slurmkit.topology.gres_records`); the type from the group's ``gpus.type`` when declared (it
+    wins), else from the GPU name. Device files the group declares (``gpus.files``, one per GPU found) win over
+    ``/dev/nvidiaN``: the local cluster's simulated GPUs are ``/dev/slurmkit/<name>/nvidiaN``. Where the facts
+    show no GPU, the group's declared ``gpus`` are used as given (simulated GPUs of the local cluster).
+    Features and weight come from the group.
+
+    Replayed GPU facts on a local node (``tests/live/replay.py``) name CPUs the VM does not have: their
+    ``Cores=`` are left out by :mod:`slurmkit.topology` itself, since the node's real CPU layout
+    (``lscpu -p``) does not cover them (slurmd would reject cores it does not have).
+    """
+    facts = node_facts(record)
+    found = found_hardware(facts)
+    if None in (found.sockets, found.cores_per_socket, found.threads_per_core, found.memory_mb):
+        return None
+    declared = group.gpus
+    gpu_type, gpu_count, gpu_files, gpu_cores = None, 0, (), ()
+    autodetect = declared.autodetect if declared else "off"
+    topo = node_topology(facts) if found.gpu_count else None
+    if topo is not None and topo.gpus:
+        names = sorted(set(found.gpu_names))
+        gpu_type = declared.type if declared else gpu_type_from_name(names[0] if names else None)
+        if gpu_type is None:
+            raise SlurmkitError(
+                f"{facts.hostname}: nvidia-smi gave no GPU name to take a GRES type from; "
+                "declare gpus: {type: ..., count: ...} for its node group"
+            )
+        # gres_records holds the version-dependent gres.conf form; File= and Cores= are taken from it
+        records = gres_records(topo, gpu_type, slurm_version)
+        gpu_count = len(records)
+        gpu_files = tuple(r["File"] for r in records)
+        if declared and declared.files and len(declared.device_files()) == gpu_count:
+            gpu_files = tuple(declared.device_files())
+        gpu_cores = tuple(r.get("Cores") for r in records)
+    elif declared:
+        gpu_type, gpu_count = declared.type, declared.count
+        gpu_files, gpu_cores = tuple(declared.device_files()), (None,) * declared.count
+    return Hardware(
+        sockets=found.sockets,
+        cores_per_socket=found.cores_per_socket,
+        threads_per_core=found.threads_per_core,
+        memory_mb=memory_to_declare(found.memory_mb),
+        gpu_type=gpu_type,
+        gpu_count=gpu_count,
+        gpu_files=gpu_files,
+        gpu_cores=gpu_cores,
+        autodetect=autodetect,
+        features=tuple(group.features),
+        weight=group.weight,
+    )
+
+
+# ---------------------------------------------------------------- declared vs found
+
+
+def check_declared(cluster: Cluster, facts: Mapping[str, Mapping[str, Any]]) -> list[Problem]:
+    """Declared hardware that contradicts a node's cached facts (records by host), one problem per host and key:
+    ``nodes[0].cores_per_socket: us-east-node-3 has 48, declared 56``.
+
+    Sockets, cores and threads must be equal (slurmd registers with what it finds); declared memory may be less
+    than found, not more (the node would be INVAL); a declared GPU count must equal nvidia-smi's. A GPU type is
+    a name the cluster file chooses and is not checked. The local profile simulates GPUs without nvidia-smi, so
+    there a node with no GPU facts is not held against its declared GPUs.
+    """
+    problems: list[Problem] = []
+    for gi, group in enumerate(cluster.nodes):
+        for name in hostlist.expand(group.names):
+            record = facts.get(name)
+            if record is None:
+                continue
+            found = found_hardware(node_facts(record))
+            for key in ("sockets", "cores_per_socket", "threads_per_core"):
+                want, have = getattr(group, key), getattr(found, key)
+                if want is not None and have is not None and want != have:
+                    problems.append(Problem(f"nodes[{gi}].{key}", f"{name} has {have}, declared {want}"))
+            if group.memory_mb is not None and found.memory_mb is not None and group.memory_mb > found.memory_mb:
+                problems.append(Problem(
+                    f"nodes[{gi}].memory_mb",
+                    f"{name} has {found.memory_mb}, declared {group.memory_mb} "
+                    f"(more than its {found.memory_source}; declare at most {memory_to_declare(found.memory_mb)})",
+                ))
+            if group.gpus is not None:
+                simulated = cluster.profile == "local" and found.gpu_count == 0
+                if not simulated and found.gpu_count != group.gpus.count:
+                    problems.append(Problem(f"nodes[{gi}].gpus.count",
+                                            f"{name} has {found.gpu_count}, declared {group.gpus.count}"))
+            elif found.gpu_count and group.hardware_declared:
+                problems.append(Problem(f"nodes[{gi}].gpus", f"{name} has {found.gpu_count} GPU(s), declared none"))
+    return problems
+
+
+def refuse_contradictions(cluster: Cluster, cluster_file: Path, records: Mapping[str, Mapping[str, Any]]) -> None:
+    """Raise ConfigError (source: the cluster file) listing every :func:`check_declared` problem; None if none."""
+    problems = check_declared(cluster, records)
+    if problems:
+        raise ConfigError(str(cluster_file), problems)
+
+
+def hardware_source(cluster: Cluster, cluster_file: Path,
+                    records: Mapping[str, Mapping[str, Any]] | None = None) -> HardwareSource:
+    """The hardware of each compute node for rendering: declared where its group gives it, else from the host's
+    cached facts (None when neither). This is how every command that renders gets its hardware.
+
+    Reads each compute node's cached record once (or takes ``records``, by host, already read by the caller),
+    and first refuses declared hardware that those facts contradict: ConfigError naming the cluster file, one
+    problem per host and key with its path (``nodes[0].cores_per_socket: node-3 has 48, declared 56``), the
+    same as ``slurmkit validate`` and ``render`` print.
+    """
+    if records is None:
+        records = cached_records(cluster, cluster_file, cluster.compute_names)
+    refuse_contradictions(cluster, cluster_file, records)
+
+    def source(name: str, group: NodeGroup) -> Hardware | None:
+        hw = declared_hardware(name, group)
+        if hw is not None:
+            return hw
+        record = records.get(name)
+        return None if record is None else hardware_from_facts(record, group, cluster.slurm_version)
+
+    return source
+
+
+# ---------------------------------------------------------------- management network, NCCL env per group
+
+
+def nccl_exports(env: Mapping[str, str]) -> list[str]:
+    """``export NAME='value'`` lines, always single-quoted (``NCCL_IB_HCA='=mlx5_0,...'`` reads better so)."""
+    return [f"export {k}='" + v.replace("'", "'\\''") + "'" for k, v in env.items()]
+
+
+def is_ip(text: str) -> bool:
+    """True when ``text`` is an IPv4 or IPv6 address (not a host name)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def mgmt_interface(facts: NodeFacts, address: str | None) -> str | None:
+    """The management interface of a node: the network slurmkit reaches it on, which NCCL's bootstrap
+    sockets (``NCCL_SOCKET_IFNAME``) should use too.
+
+    1. ``address`` (the cluster file's address for the host) is an IP address that one of the node's
+       interfaces holds (``ip -o -4 addr show``): that interface.
+    2. Otherwise (the host is known by name only, or by an address it does not hold itself, e.g. behind NAT):
+       the interface of the node's route to the first head (``ip -o route get`` to the head's name as the
+       node resolves it); not when that route is the node's own (``local``, ``lo``: the first head itself).
+    3. Otherwise None: nothing derived, nothing set.
+    """
+    if address and is_ip(address):
+        held = [a.ifname for a in facts.ipv4 if a.address == address]
+        if held:
+            return held[0]
+    route = facts.head_route
+    if route and route.dev and route.kind == "unicast" and route.dev != "lo":
+        return route.dev
+    return None
+
+
+@dataclass
+class GroupNccl:
+    """The NCCL environment of one node group: per host with facts, the management interface they agree on
+    (None when they do not, or it is unknown on some) and the findings about it."""
+
+    hosts: list[str]
+    env: dict[str, dict[str, str]]
+    mgmt_ifname: str | None
+    findings: list[TopologyFinding]
+
+
+def group_nccl(names: list[str], records: Mapping[str, Mapping[str, Any]], addresses: Mapping[str, str],
+               label: str = "", allow_roce: bool = False) -> GroupNccl:
+    """NCCL env of each host of a group that has a cached record (see :func:`slurmkit.topology.nccl_env`).
+
+    ``NCCL_SOCKET_IFNAME`` is set only when every such host has the same management interface
+    (:func:`mgmt_interface`); when they name different ones it is left out and a ``mgmt-ifname-differs``
+    warning names them; when some host's is unknown it is left out with a ``mgmt-ifname-unknown`` info. Pure.
+    """
+    hosts = [n for n in names if n in records]
+    facts = {n: node_facts(records[n]) for n in hosts}
+    ifnames = {n: mgmt_interface(facts[n], addresses.get(n)) for n in hosts}
+    by_name: dict[str | None, list[str]] = {}
+    for n, i in ifnames.items():
+        by_name.setdefault(i, []).append(n)
+    findings = []
+    where = f"{label}: " if label else ""
+    chosen = None
+    if hosts and None in by_name:
+        findings.append(TopologyFinding(
+            hostlist.fold(by_name[None]), "mgmt-ifname-unknown",
+            f"{where}management interface of {hostlist.fold(by_name[None])} not found in its "
+            "facts (ip -o -4 addr / ip -o route get): NCCL_SOCKET_IFNAME not set", "info"))
+    elif len(by_name) > 1:
+        parts = "; ".join(f"{i} on {hostlist.fold(hs)}" for i, hs in sorted(by_name.items()))
+        findings.append(TopologyFinding(
+            hostlist.fold(hosts), "mgmt-ifname-differs",
+            f"{where}management interface names differ ({parts}): NCCL_SOCKET_IFNAME not set", "warning", found=parts))
+    elif by_name:
+        chosen = next(iter(by_name))
+    env = {n: nccl_env(node_topology(facts[n], allow_roce=allow_roce), chosen) for n in hosts}
+    return GroupNccl(hosts=hosts, env=env, mgmt_ifname=chosen, findings=findings)
+
+
+@dataclass
+class JobNccl:
+    """What a job exports: ``env`` (empty when unknown or ambiguous) and, when something is worth a line on
+    stderr, ``note``."""
+
+    env: dict[str, str]
+    note: str | None = None
+    partition: str | None = None
+    nodes: list[str] = field(default_factory=list)
+
+
+def job_nccl_env(cluster: Cluster, records: Mapping[str, Mapping[str, Any]], partition: str | None = None,
+                 allow_roce: bool = False) -> JobNccl:
+    """The NCCL environment for a job on ``partition`` (None: the cluster file's default partition, or its only
+    one), from cached facts. Pure.
+
+    The partition's nodes (``ALL`` = every compute node) -> their node groups -> each group's env
+    (:func:`group_nccl`, over all the group's cached hosts) for the partition's hosts. Exported only when
+    every host of the partition that has facts has the same env, and every group in the partition has facts
+    for at least one host; otherwise nothing, with a one-line ``note``. No facts cached at all: nothing, no note.
+    """
+    parts = cluster.partitions
+    if partition is None:
+        chosen = [p for p in parts if p.default] or (parts if len(parts) == 1 else [])
+    else:
+        chosen = [p for p in parts if p.name == partition]
+    if not chosen:
+        if not records:
+            return JobNccl({})
+        what = f"partition {partition}" if partition else "the default partition"
+        return JobNccl({}, f"NCCL env not exported: {what} is not in the cluster file", partition)
+    part = chosen[0]
+    nodes = cluster.compute_names if part.nodes.strip().upper() == "ALL" else hostlist.expand(part.nodes)
+    addresses = {h.name: h.address for h in cluster.hosts()}
+    result = JobNccl({}, None, part.name, nodes)
+    if not any(n in records for n in nodes):
+        return result
+    envs: dict[str, list[str]] = {}
+    missing: list[str] = []
+    for gi, group in enumerate(cluster.nodes):
+        members = hostlist.expand(group.names)
+        in_part = [n for n in members if n in nodes]
+        if not in_part:
+            continue
+        g = group_nccl(members, records, addresses, f"nodes[{gi}]", allow_roce)
+        if not g.hosts:
+            missing += in_part
+        for n in in_part:
+            if n in g.env:
+                envs.setdefault(json.dumps(g.env[n], sort_keys=True), []).append(n)
+    if missing:
+        result.note = (f"NCCL env not exported: no cached facts for {hostlist.fold(missing)} in partition "
+                       f"{part.name} (run slurmkit discover)")
+    elif len(envs) > 1:
+        kinds = " vs ".join(f"{hostlist.fold(hs)}: {_env_text(json.loads(e))}" for e, hs in envs.items())
+        result.note = (f"NCCL env not exported: partition {part.name} spans nodes with different NCCL envs "
+                       f"({kinds})")
+    elif envs:
+        result.env = json.loads(next(iter(envs)))
+    return result
+
+
+def _env_text(env: Mapping[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in env.items()) or "none"
