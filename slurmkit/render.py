@@ -111,7 +111,7 @@ def build_context(cluster: Cluster, hardware: HardwareSource) -> dict[str, Any]:
     if problems:
         raise ConfigError("render", problems)
 
-    node_lines, gres_lines = [], []
+    node_lines, gres_records = [], []
     for gi, hw in order:
         members = groups[(gi, hw)]
         for names_expr, addr_expr in _fold_pairs(members):
@@ -133,11 +133,11 @@ def build_context(cluster: Cluster, hardware: HardwareSource) -> dict[str, Any]:
         if hw.gpu_count:
             names_expr = hostlist.fold(n for n, _ in members)
             if hw.autodetect == "nvml":
-                gres_lines.append({"NodeName": names_expr, "AutoDetect": "nvml", "Name": "gpu", "Type": hw.gpu_type, "Count": hw.gpu_count})
+                gres_records.append({"NodeName": names_expr, "AutoDetect": "nvml", "Name": "gpu", "Type": hw.gpu_type, "Count": hw.gpu_count})
             else:
                 for i, dev in enumerate(hw.gpu_files):
                     cores = hw.gpu_cores[i] if i < len(hw.gpu_cores) else None
-                    gres_lines.append({"NodeName": names_expr, "Name": "gpu", "Type": hw.gpu_type, "File": dev, "Cores": cores})
+                    gres_records.append({"NodeName": names_expr, "Name": "gpu", "Type": hw.gpu_type, "File": dev, "Cores": cores})
 
     all_nodes = hostlist.fold(cluster.compute_names)
     partitions = []
@@ -169,7 +169,7 @@ def build_context(cluster: Cluster, hardware: HardwareSource) -> dict[str, Any]:
         "TaskPlugin": "task/cgroup,task/affinity",
         "SelectType": "select/cons_tres",
         "SelectTypeParameters": "CR_Core_Memory",
-        "GresTypes": "gpu" if gres_lines else None,
+        "GresTypes": "gpu" if gres_records else None,
         "TopologyPlugin": "topology/tree" if switches else None,
         "ReturnToService": 2,
         "SlurmctldTimeout": 120,
@@ -198,7 +198,7 @@ def build_context(cluster: Cluster, hardware: HardwareSource) -> dict[str, Any]:
         "settings": settings,
         "nodes": node_lines,
         "partitions": partitions,
-        "gres": gres_lines,
+        "gres": gres_records,
         "switches": switches,
         "cgroup": cgroup,
     }
