@@ -48,6 +48,9 @@ class UnreachableError(SlurmkitError):
 
 @dataclass
 class Result:
+    """What one command on one host gave: the command line as sent, its exit code (-1 when the channel closed
+    without one), and its whole stdout and stderr as text (undecodable bytes replaced)."""
+
     command: str
     exit_code: int
     stdout: str
@@ -60,6 +63,10 @@ class Result:
 
 @dataclass
 class HostResult(Generic[T]):
+    """One host's outcome in a fan-out (:meth:`ClusterSSH.run_all`): the value the work returned, or the error it
+    raised (an :class:`UnreachableError`, a ``CommandError``, ...), never both; ``seconds`` from the start of its
+    connection to the end of its work."""
+
     host: str
     value: T | None = None
     error: BaseException | None = None
@@ -72,6 +79,10 @@ class HostResult(Generic[T]):
 
 @dataclass
 class GroupResult(Generic[T]):
+    """Every host's :class:`HostResult` of one fan-out, by host name in the cluster file's order: a failure on some
+    hosts is data beside the others' values (as Fabric's GroupResult), split by :attr:`failed` and
+    :attr:`succeeded`."""
+
     results: dict[str, HostResult[T]] = field(default_factory=dict)
 
     @property
@@ -479,11 +490,13 @@ class HeadRunner:
     """Runs Slurm commands on the cluster's first reachable head over one SSH connection (a ``Runner`` for the
     Slurm backend): ``runner(argv, stdin) -> subprocess.CompletedProcess``. The command line is built with
     shlex.join, so every argument reaches the remote command as literal text. On the head, Slurm reads the
-    node's own /etc/slurm/slurm.conf (named explicitly through SLURM_CONF)."""
+    node's own slurm.conf (:data:`slurmkit.slurm.DEFAULT_CONF` unless given, named explicitly through SLURM_CONF)."""
 
-    def __init__(self, cluster: Cluster, base_dir: Path, slurm_conf: str = "/etc/slurm/slurm.conf", timeout: float = 120):
+    def __init__(self, cluster: Cluster, base_dir: Path, slurm_conf: str | None = None, timeout: float = 120):
+        from slurmkit.slurm import DEFAULT_CONF
+
         self.ssh = ClusterSSH(cluster, base_dir)
-        self.slurm_conf = slurm_conf
+        self.slurm_conf = slurm_conf or DEFAULT_CONF
         self.timeout = timeout
         self._conn: Conn | None = None
         self._lock = threading.Lock()

@@ -69,8 +69,9 @@ def pair_rounds(nodes: Sequence[str], rounds: int = 2) -> list[list[Pair]]:
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One conclusion. ``kind``: ``node``, ``link``, ``unresolved`` or ``all-slow``."""
+class PairConclusion:
+    """One conclusion drawn from pair results (an item of :attr:`PairAnalysis.findings`). ``kind``: ``node``,
+    ``link``, ``unresolved`` or ``all-slow``."""
 
     kind: str
     nodes: tuple[str, ...]
@@ -79,12 +80,13 @@ class Finding:
 
 
 @dataclass
-class Findings:
-    """What the pair results say, and what to run next when they are not enough."""
+class PairAnalysis:
+    """The analysis of pair results (:func:`find_culprits`, :func:`localize`): what they say, and what to run next
+    when they are not enough."""
 
     threshold: float
     rounds: int  # rounds of pairs measured to reach these findings
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[PairConclusion] = field(default_factory=list)
     slow_pairs: list[tuple[Pair, float]] = field(default_factory=list)
     cleared: list[str] = field(default_factory=list)  # nodes in at least one pair at or above the threshold
     plan: list[list[Pair]] = field(default_factory=list)  # extra rounds that would narrow the unresolved
@@ -103,7 +105,7 @@ class Findings:
 
 
 def find_culprits(results: Mapping[tuple[str, str], float], threshold: float, rounds: int | None = None,
-                  unit: str = "GB/s") -> Findings:
+                  unit: str = "GB/s") -> PairAnalysis:
     """Narrow slow pairs to nodes and links (rules in the module docstring).
 
     ``results`` maps a measured pair to its figure: its busbw (``unit`` GB/s), or its busbw over a same-run
@@ -126,14 +128,14 @@ def find_culprits(results: Mapping[tuple[str, str], float], threshold: float, ro
         return math.isnan(bw) or bw < threshold
 
     used = rounds if rounds is not None else max((len(p) for p in partners.values()), default=0)
-    out = Findings(threshold=threshold, rounds=used)
+    out = PairAnalysis(threshold=threshold, rounds=used)
     out.slow_pairs = sorted(((p, bw) for p, bw in measured.items() if slow(bw)), key=lambda x: x[0])
     cleared = {n for n, ps in partners.items() if any(not slow(bw) for bw in ps.values())}
     out.cleared = sorted(cleared)
     if not measured:
         return out
     if not cleared:
-        out.findings.append(Finding(
+        out.findings.append(PairConclusion(
             "all-slow", tuple(sorted(partners)), tuple(out.slow_pairs),
             f"every measured pair is below {threshold:g} {unit}: the fault is shared by all nodes (a switch, the "
             "fabric configuration, the software stack) or the threshold is wrong",
@@ -149,7 +151,7 @@ def find_culprits(results: Mapping[tuple[str, str], float], threshold: float, ro
         witnesses = [(_key(node, p), bw) for p, bw in sorted(ps.items()) if p in cleared]
         if len(witnesses) >= 2:
             bad.add(node)
-            out.findings.append(Finding(
+            out.findings.append(PairConclusion(
                 "node", (node,), tuple(witnesses),
                 f"{node}: slow with {len(witnesses)} partners that are fast elsewhere "
                 f"({', '.join(f'{_other(p, node)}: {_bw(bw, unit)}' for p, bw in witnesses)}; "
@@ -160,7 +162,7 @@ def find_culprits(results: Mapping[tuple[str, str], float], threshold: float, ro
 
     for (a, b), bw in out.slow_pairs:
         if a in cleared and b in cleared:
-            out.findings.append(Finding(
+            out.findings.append(PairConclusion(
                 "link", (a, b), (((a, b), bw),),
                 f"{a} <-> {b}: {_bw(bw, unit)} below {threshold:g} {unit} while both nodes are fast with other "
                 "partners",
@@ -168,7 +170,7 @@ def find_culprits(results: Mapping[tuple[str, str], float], threshold: float, ro
 
     for node in unresolved:
         ps = partners[node]
-        out.findings.append(Finding(
+        out.findings.append(PairConclusion(
             "unresolved", (node,), tuple((_key(node, p), bw) for p, bw in sorted(ps.items())),
             f"{node}: every pair it was in is slow, but fewer than two of its partners are known good: "
             "a node or a link; pair it with more known-good nodes",
@@ -224,7 +226,7 @@ def localize(
     rounds: int = 2,
     max_extra_rounds: int = 4,
     unit: str = "GB/s",
-) -> Findings:
+) -> PairAnalysis:
     """Run :func:`pair_rounds`, then narrowing plans, through ``measure`` until resolved.
 
     ``measure(round)`` runs one round's pairs (at once, on a real cluster) and returns each pair's figure, in

@@ -24,11 +24,13 @@ import gc
 import math
 import re
 from bisect import bisect_left
-from functools import lru_cache
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import lru_cache, partial
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, NamedTuple
+from operator import is_not
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from slurmkit.errors import SlurmkitError
 
@@ -776,18 +778,27 @@ class _Parser:
         return [st.run for st in self.states]
 
 
+@contextmanager
+def _gc_paused():
+    """The cyclic garbage collector paused, and restored as it was. Parsing and writing a big log make hundreds of
+    thousands of tuples and strings and no reference cycle; each collection the allocations trigger scans every
+    row tuple alive (a tuple subclass is never untracked) and frees none: a third of the time on a 50 MB log."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 def parse_text(text: str, source: str) -> list[Run]:
     """Every nccl-tests run found in ``text`` (the stdout of one job), numbered from 0.
 
     ``source`` names where the text came from (a path) and is copied onto each run.
     """
-    # The parser makes no reference cycles, and a big log makes hundreds of thousands of rows, each a tuple the
-    # cyclic collector keeps scanning (a tuple subclass is never untracked) without ever freeing one: a third of
-    # the parse time on a 50 MB log. The collector is paused while parsing, and restored as it was.
-    paused = gc.isenabled()
-    if paused:
-        gc.disable()
-    try:
+    with _gc_paused():
         parser = _Parser(source, text)
         i = pos = 0  # the line to read next, and where it starts in the text
         size = len(text)
@@ -800,9 +811,6 @@ def parse_text(text: str, source: str) -> list[Run]:
                 j, after = i + 1, end + 1
             i, pos = j, after
         return parser.finish()
-    finally:
-        if paused:
-            gc.enable()
 
 
 def read_log(path: str | Path) -> str:
@@ -846,21 +854,109 @@ def runs_to_records(runs: list[Run]) -> list[dict[str, Any]]:
     return out
 
 
+def runs_to_columns(runs: list[Run]) -> dict[str, list[Any]]:
+    """The table column-wise: each of :data:`COLUMNS` as one list of values in row order (None where the log has
+    no value). Each run's rows are transposed at once (``zip(*rows)``, in C) onto the columns, its own values
+    repeated once per row: no object per row is built. (One ``zip(*rows)`` over every row of a 40 MB log took
+    6x longer than one per run.)"""
+    cols: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+    source, number, collective, nranks = cols["source"], cols["run"], cols["collective"], cols["nranks"]
+    body = [cols[name] for name in Row._fields]
+    for run in runs:
+        n = len(run.rows)
+        if not n:
+            continue
+        source += [run.source] * n
+        number += [run.run] * n
+        collective += [run.collective] * n
+        nranks += [run.nranks] * n
+        for col, values in zip(body, zip(*run.rows)):
+            col += values
+    return cols
+
+
+def _pandas_metadata() -> bytes:
+    """The ``pandas`` schema metadata pandas itself writes for :func:`runs_to_frame`'s dtypes (``to_parquet``), so
+    that a table built here reads back into the same DataFrame. Built without importing pandas (its version is read
+    from the installed package's metadata); a unit test compares it with pandas' own."""
+    import json
+    from importlib.metadata import version
+
+    import pyarrow
+
+    def column(name: str) -> dict[str, Any]:
+        if name in _INT_COLUMNS:
+            pandas_type, numpy_type = "int64", "Int64"
+        elif name in _STR_COLUMNS:
+            pandas_type, numpy_type = "object", "string"
+        else:
+            pandas_type, numpy_type = "float64", "float64"
+        return {"name": name, "field_name": name, "pandas_type": pandas_type, "numpy_type": numpy_type,
+                "metadata": None}
+
+    meta = {"index_columns": [], "column_indexes": [], "columns": [column(c) for c in COLUMNS], "attributes": {},
+            "creator": {"library": "pyarrow", "version": pyarrow.__version__}, "pandas_version": version("pandas")}
+    return json.dumps(meta).encode()
+
+
+def runs_to_table(runs: list[Run]):
+    """The rows of every run as a ``pyarrow.Table`` with exactly :data:`COLUMNS` (int64, float64, large_string;
+    null where the log has no value), built column-wise, with the pandas metadata of :func:`runs_to_frame`'s
+    dtypes: ``pyarrow.parquet.write_table`` of it writes what ``runs_to_frame(runs).to_parquet()`` did."""
+    import pyarrow as pa
+
+    with _gc_paused():
+        columns = runs_to_columns(runs)
+    arrays, fields = [], []
+    for name in COLUMNS:
+        if name in _INT_COLUMNS:
+            kind = pa.int64()
+        elif name in _STR_COLUMNS:
+            kind = pa.large_string()
+        else:
+            kind = pa.float64()
+        # from_pandas: a NaN a log printed ("nan") is null, as pandas made it
+        arrays.append(pa.array(columns[name], type=kind, from_pandas=True))
+        fields.append(pa.field(name, kind))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata={b"pandas": _pandas_metadata()}))
+
+
 def runs_to_frame(runs: list[Run]) -> pandas.DataFrame:
     """The rows of every run as a DataFrame with exactly :data:`COLUMNS`: nullable Int64 counts, float64
-    times and bandwidths, string text; a value the log does not have is NA/NaN."""
-    import pandas as pd
+    times and bandwidths, string text; a value the log does not have is NA/NaN. Built column-wise through
+    :func:`runs_to_table` (its pandas metadata gives the dtypes)."""
+    return runs_to_table(runs).to_pandas()
 
-    frame = pd.DataFrame(runs_to_records(runs), columns=list(COLUMNS))
-    dtypes: dict[str, Any] = {}
-    for col in COLUMNS:
-        if col in _INT_COLUMNS:
-            dtypes[col] = "Int64"
-        elif col in _STR_COLUMNS:
-            dtypes[col] = "string"
-        else:
-            dtypes[col] = "float64"
-    return frame.astype(dtypes)
+
+def write_parquet(runs: list[Run], path: str | Path) -> None:
+    """Write the rows of every run to a parquet file (pyarrow, snappy: as ``DataFrame.to_parquet`` writes it)."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(runs_to_table(runs), str(path), compression="snappy")
+
+
+def write_csv(runs: list[Run], out: TextIO) -> None:
+    """Write the rows of every run as csv to ``out``, the text ``runs_to_frame(runs).to_csv(index=False)`` gives:
+    a header of :data:`COLUMNS`, minimal quoting, "\n" line ends, an absent value (None, NaN) empty, a float as
+    its shortest repr (Python's and numpy's are the same). Column-wise, without pandas."""
+    import csv
+
+    with _gc_paused():
+        _write_csv(runs, out, csv)
+
+
+def _write_csv(runs: list[Run], out: TextIO, csv: Any) -> None:
+    columns = runs_to_columns(runs)
+    for name in COLUMNS:
+        if name in _INT_COLUMNS or name in _STR_COLUMNS:
+            continue
+        col = columns[name]
+        # NaN (a log's "nan", parsed by the slow path) is written empty, as pandas writes NaN
+        if any(map(math.isnan, filter(partial(is_not, None), col))):
+            columns[name] = [None if v is not None and math.isnan(v) else v for v in col]
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(zip(*(columns[name] for name in COLUMNS)))
 
 
 def _json_value(value: Any) -> Any:
@@ -888,3 +984,55 @@ def runs_to_json(runs: list[Run]) -> dict[str, Any]:
             for run in runs
         ]
     }
+
+
+# The rows of runs_to_json_text, each an object at depth 4 of the document (json.dumps' indent=2 layout).
+_JSON_ROW = "{\n" + ",\n".join(f'{" " * 10}"{name}": %s' for name in Row._fields) + "\n" + " " * 8 + "}"
+
+
+def _json_scalars(name: str, col: list[Any]) -> list[str]:
+    """Each value of the row column ``name`` as json.dumps writes it (None, NaN and infinities as null, as
+    _json_value)."""
+    if name in _STR_COLUMNS:
+        from json import encoder
+
+        enc = encoder.encode_basestring_ascii
+        return ["null" if v is None else enc(v) for v in col]
+    out = list(map(repr, col))  # json.dumps writes a number as its repr (no column holds a bool)
+    if "None" in out or "nan" in out or "inf" in out or "-inf" in out:
+        out = ["null" if v in ("None", "nan", "inf", "-inf") else v for v in out]
+    return out
+
+
+def runs_to_json_text(runs: list[Run]) -> str:
+    """``json.dumps(runs_to_json(runs), indent=2) + "\n"``, the same text, with the rows written column-wise.
+
+    json's encoder is written in Python once it indents (its C encoder does not), at ~1 us per value: 3 s for the
+    rows of a 40 MB log. Here each row column of the whole table is encoded at once (``repr`` is what json writes
+    for a number) and the rows laid out from one template; the rest of the document goes through json.dumps,
+    each run's rows replaced by a placeholder first (no log holds a NUL: read_log refuses one)."""
+    with _gc_paused():
+        return _json_text(runs)
+
+
+def _json_text(runs: list[Run]) -> str:
+    import json
+
+    doc = runs_to_json([Run(r.source, r.run, r.collective, r.nranks, r.hosts, r.avg_busbw_gbps, r.out_of_bounds,
+                            [], r.errors) for r in runs])
+    columns = runs_to_columns(runs)
+    if not columns["source"]:
+        return json.dumps(doc, indent=2) + "\n"
+    rows = list(map(_JSON_ROW.__mod__, zip(*[_json_scalars(name, columns[name]) for name in Row._fields])))
+    blocks: list[str] = []
+    at, sep = 0, ",\n" + " " * 8
+    for run, entry in zip(runs, doc["runs"]):
+        n = len(run.rows)
+        if n:
+            entry["rows"] = f"\0{len(blocks)}\0"
+            blocks.append("[\n" + " " * 8 + sep.join(rows[at : at + n]) + "\n" + " " * 6 + "]")
+            at += n
+    parts = re.split(r'"\\u0000(\d+)\\u0000"', json.dumps(doc, indent=2))
+    for i in range(1, len(parts), 2):
+        parts[i] = blocks[int(parts[i])]
+    return "".join(parts) + "\n"

@@ -117,7 +117,7 @@ def _judged_value(rows: pandas.DataFrame, min_size: int | None) -> float | None:
 
 
 def _culprit_nodes(meta: dict[str, Any]) -> set[str]:
-    from ClusterShell.NodeSet import NodeSet
+    from slurmkit import hostlist
 
     nodes: set[str] = set()
     for c in meta.get("culprits") or []:
@@ -127,19 +127,24 @@ def _culprit_nodes(meta: dict[str, Any]) -> set[str]:
                 continue
             items = value if isinstance(value, list) else [value]
             for item in items:
+                expr = str(item).replace("<->", ",").replace(" ", "")
+                if not expr:
+                    continue
                 try:
-                    nodes.update(NodeSet(str(item).replace("<->", ",").replace(" ", "")))
-                except Exception:  # a free-form name that is no hostlist
+                    nodes.update(hostlist.expand(expr))
+                except hostlist.HostlistError:  # a free-form name that is no hostlist
                     nodes.add(str(item))
     return nodes
 
 
 def _set_nodes(node_set: str) -> set[str]:
-    from ClusterShell.NodeSet import NodeSet
+    from slurmkit import hostlist
 
+    if not node_set.strip():
+        return set()
     try:
-        return set(NodeSet(node_set))
-    except Exception:
+        return set(hostlist.expand(node_set))
+    except hostlist.HostlistError:
         return {node_set}
 
 

@@ -114,11 +114,11 @@ class SavedRun:
 
 
 def fold(nodes: Iterable[str]) -> str:
-    """A folded hostlist (``node-[1-3]``) of ``nodes``, through ClusterShell; '' for none."""
-    from ClusterShell.NodeSet import NodeSet
+    """A folded hostlist (``node-[1-3]``) of ``nodes`` (:func:`slurmkit.hostlist.fold`), empty names left out; ''
+    for none."""
+    from slurmkit import hostlist
 
-    names = [n for n in nodes if n]
-    return str(NodeSet.fromlist(names)) if names else ""
+    return hostlist.fold(n for n in nodes if n)
 
 
 def nccl_environment(env: Mapping[str, str]) -> dict[str, str]:

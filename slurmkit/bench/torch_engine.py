@@ -251,9 +251,10 @@ def rendezvous_from_env(env: Mapping[str, str]) -> Rendezvous:
             nodelist = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST")
             if not nodelist:
                 raise ValueError("under srun without MASTER_ADDR, SLURM_STEP_NODELIST or SLURM_JOB_NODELIST is needed")
-            from ClusterShell.NodeSet import NodeSet
+            from slurmkit import hostlist
 
-            addr = NodeSet(nodelist)[0]
+            # the first node as Slurm lists it: the one task 0 runs on
+            addr = hostlist.expand(nodelist)[0]
         return Rendezvous(
             rank=int(env["SLURM_PROCID"]),
             world_size=int(env["SLURM_NTASKS"]),

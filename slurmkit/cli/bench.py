@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import click
 
 FORMATS = ("table", "csv", "json", "parquet")
+#: `bench parse` names at most this many failed runs on stderr, then how many more failed.
+MAX_FAILED_SHOWN = 10
 
 
 _RUN_HELP = """Acceptance runs: NCCL sweeps through Slurm, parse, verdict, culprits, report.
@@ -203,22 +206,30 @@ def parse(ctx: click.Context, logs: tuple[str, ...], fmt: str, output: str | Non
       ip_time_us, ip_algbw_gbps, ip_busbw_gbps, ip_wrong, ip_error
     json: {"runs": [{"source", "run", "collective", "nranks", "avg_busbw_gbps", "errors", "rows"}]}
 
+    With csv, json, parquet or -o, failed runs are named on stderr: the first 10, then how many more.
+
     Exit codes: 0 every run passed, 1 a run failed (a test failure, a cut-off or unreadable row, wrong
     elements, no rows), 2 a log could not be read.
     """
-    from slurmkit.bench.parse import parse_file, runs_to_frame, runs_to_json
+    from slurmkit.bench.parse import parse_file, runs_to_json_text, write_csv, write_parquet
 
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet needs -o FILE")
     runs = [run for path in logs for run in parse_file(path)]
 
+    # Each form is written column-wise, without pandas (see slurmkit.bench.parse: the same text and file).
     if fmt == "parquet":
-        runs_to_frame(runs).to_parquet(output, index=False)
+        write_parquet(runs, output)
+    elif fmt == "csv" and output is not None:
+        with open(output, "w", encoding="utf-8", newline="") as fh:
+            write_csv(runs, fh)
     else:
         if fmt == "csv":
-            text = runs_to_frame(runs).to_csv(index=False)
+            buf = io.StringIO()
+            write_csv(runs, buf)
+            text = buf.getvalue()
         elif fmt == "json":
-            text = json.dumps(runs_to_json(runs), indent=2) + "\n"
+            text = runs_to_json_text(runs)
         else:
             text = format_table(runs)
         if output is None:
@@ -227,20 +238,23 @@ def parse(ctx: click.Context, logs: tuple[str, ...], fmt: str, output: str | Non
             with open(output, "w", encoding="utf-8") as fh:
                 fh.write(text)
 
-    # Problems go to stderr so that csv and json on stdout stay machine-readable.
+    # Problems go to stderr so that csv and json on stdout stay machine-readable: the first few failed runs, then
+    # how many more (a log of a thousand failed runs is not a thousand lines).
     found = {path: False for path in logs}
-    failed = False
+    failed = [run for run in runs if run.failed]
     for run in runs:
         found[run.source] = True
-        if run.failed:
-            failed = True
-            if fmt != "table" or output is not None:
-                click.echo(f"{run.source}: run {run.run} failed: {_reason(run)}", err=True)
-    for path, any_run in found.items():
-        if not any_run:
-            failed = True
-            click.echo(f"{path}: no nccl-tests output found", err=True)
-    if failed:
+    if fmt != "table" or output is not None:
+        for run in failed[:MAX_FAILED_SHOWN]:
+            click.echo(f"{run.source}: run {run.run} failed: {_reason(run)}", err=True)
+        if len(failed) > MAX_FAILED_SHOWN:
+            more = len(failed) - MAX_FAILED_SHOWN
+            click.echo(f"... and {more} more failed run{'s' if more > 1 else ''} ({len(failed)} of {len(runs)} "
+                       "runs failed)", err=True)
+    missing = [path for path, any_run in found.items() if not any_run]
+    for path in missing:
+        click.echo(f"{path}: no nccl-tests output found", err=True)
+    if failed or missing:
         ctx.exit(1)
 
 

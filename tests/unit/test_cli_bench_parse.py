@@ -138,3 +138,29 @@ def test_console_script_exit_codes():
     assert bad.returncode == 1
     missing = subprocess.run([str(exe), "bench", "parse", "/nonexistent/nccl.log"], capture_output=True, text=True)
     assert missing.returncode == 2 and "/nonexistent/nccl.log" in missing.stderr
+
+
+def test_stderr_names_at_most_ten_failed_runs_then_a_count(tmp_path):
+    # a log of many failed runs: the real nccl-16 (two runs that fail before any row) 60 times, then nccl-10
+    big = tmp_path / "many-failed.log"
+    big.write_text(F16.read_text() * 60 + F10.read_text())
+    from slurmkit.bench.parse import parse_file
+
+    runs = parse_file(big)
+    failed = [r for r in runs if r.failed]
+    assert len(failed) >= 100 and not runs[-1].failed
+    for fmt in ("csv", "json", "parquet", "table"):
+        result = CliRunner().invoke(cli, ["bench", "parse", "--format", fmt, "-o", str(tmp_path / f"out.{fmt}"),
+                                          str(big)])
+        assert result.exit_code == 1, result.output
+        lines = result.stderr.splitlines()
+        assert len(lines) == 11, lines[:20]
+        assert [ln.split(" failed: ")[0] for ln in lines[:10]] == [f"{big}: run {r.run}" for r in failed[:10]]
+        assert lines[10] == (f"... and {len(failed) - 10} more failed runs ({len(failed)} of {len(runs)} runs "
+                             "failed)")
+
+
+def test_stderr_names_every_failed_run_up_to_ten():
+    result = _invoke("--format", "csv", str(F16))
+    assert result.exit_code == 1
+    assert [ln.split(" failed: ")[0] for ln in result.stderr.splitlines()] == [f"{F16}: run 0", f"{F16}: run 1"]
