@@ -9,7 +9,6 @@ reason). ``dry_run`` runs the checks only and reports diffs and the services it 
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,9 +16,8 @@ from pathlib import Path
 from typing import Callable
 
 from slurmkit.cluster import Cluster, Host
+from slurmkit.errors import CommandError
 from slurmkit.provision import (
-    NODE_REASON_CONFIG,
-    SLURM,
     HostReport,
     daemon_log,
     load_playbooks,
@@ -28,6 +26,7 @@ from slurmkit.provision import (
     slurm_conf_action,
 )
 from slurmkit.render import HardwareSource, render_cluster
+from slurmkit.slurm import DEFAULT_CONF, ConnRunner, commands, state
 
 
 def state_dir(cluster_file: Path) -> Path:
@@ -181,7 +180,7 @@ def _handlers(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, new_conf: 
     for n, r in ok.items():
         if "slurm.conf" not in r.notified:
             continue
-        old = r.old_files.get("/etc/slurm/slurm.conf")
+        old = r.old_files.get(DEFAULT_CONF)
         if old is None:
             # The host had no slurm.conf: only its own daemon, if it ran (configless), needs the file; the
             # daemons elsewhere learn of a change from their own copy (a run killed after the heads got theirs
@@ -223,26 +222,9 @@ def _handlers(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, new_conf: 
             out.errors[name] = r.error
     if reconfigure:
         primary = next(h for h in cluster.hosts() if h.name == cluster.head_names[0])
-        res = ssh.run_all([primary], lambda c: c.run(f"{SLURM} scontrol reconfigure"))
+        res = ssh.run_all([primary], lambda c: commands.reconfigure(ConnRunner(c)))
         for name, r in res.failed.items():
             out.errors[name] = r.error
-
-
-def parse_nodes(text: str) -> dict[str, dict[str, str]]:
-    """`scontrol -o show node` -> {name: {State, Reason}}, State as ``IDLE+DRAIN`` / ``IDLE+NOT_RESPONDING``."""
-    from slurmkit.slurm.parsers import parse_scontrol_nodes
-
-    return {n.name: {"State": n.state_text, "Reason": n.reason} for n in parse_scontrol_nodes(text)}
-
-
-def node_problem(state: str, reason: str) -> str | None:
-    """Why a registered node is not usable after bootstrap, or None. A node an admin drained for a reason of
-    their own (not a configuration mismatch Slurm found) is left alone: that is not bootstrap's failure."""
-    s = state.upper()
-    bad = any(word in s for word in ("INVAL", "DOWN", "FAIL", "NOT_RESPONDING", "UNKNOWN"))
-    if "DRAIN" in s and NODE_REASON_CONFIG.search(reason or ""):
-        bad = True
-    return (f"Slurm reports {state}" + (f": {reason}" if reason else "")) if bad else None
 
 
 def _verify(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, timeout: float) -> None:
@@ -253,23 +235,25 @@ def _verify(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, timeout: flo
         return
 
     def check(conn):
+        runner = ConnRunner(conn)
         deadline = time.monotonic() + timeout
         resumed: list[str] = []
         while True:
-            nodes = parse_nodes(conn.run(f"{SLURM} scontrol -o show node", check=False).stdout)
+            try:
+                nodes = {n.name: n for n in commands.show_nodes(runner)}
+            except CommandError as exc:
+                if exc.exit_code_ is None:  # timed out or cut: not Slurm's answer
+                    raise
+                nodes = {}  # no controller answers yet: every node is missing
             # Nodes left DOWN/DRAIN by an earlier bad config stay so after the fix: resume those (never a node an
             # admin drained for another reason).
-            stale = [n for n in computes if n in nodes and n not in resumed
-                     and re.search(r"DOWN|DRAIN", nodes[n]["State"].upper()) and "INVAL" not in nodes[n]["State"].upper()
-                     and "NOT_RESPONDING" not in nodes[n]["State"].upper() and NODE_REASON_CONFIG.search(nodes[n]["Reason"] or "")]
-            for n in stale:
-                if conn.run(f"{SLURM} scontrol update nodename={n} state=resume", check=False).ok:
+            for n in [n for n in computes if n in nodes and n not in resumed and state.needs_resume(nodes[n])]:
+                if commands.resume(runner, n):
                     resumed.append(n)
-            problems = {n: node_problem(nodes.get(n, {}).get("State", "missing"), nodes.get(n, {}).get("Reason", ""))
-                        for n in computes}
+            problems = {n: state.node_problem(nodes[n]) for n in computes if n in nodes}
             problems = {n: p for n, p in problems.items() if p}
             # INVAL is final for this configuration: waiting does not fix it.
-            if not problems or time.monotonic() > deadline or all("INVAL" in p for p in problems.values()):
+            if not problems or time.monotonic() > deadline or all(state.is_invalid(nodes[n]) for n in problems):
                 return nodes, problems, resumed
             time.sleep(0.2)
 
@@ -278,6 +262,6 @@ def _verify(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, timeout: flo
         out.errors[primary.name] = res.failed[primary.name].error
         return
     nodes, problems, resumed = res.results[primary.name].value
-    out.node_states = {n: nodes.get(n, {}).get("State", "missing") for n in computes}
+    out.node_states = {n: nodes[n].state_text if n in nodes else "missing" for n in computes}
     out.node_failures = problems
     out.resumed = resumed

@@ -36,6 +36,7 @@ from typing import Callable, Mapping, Sequence
 
 from slurmkit.errors import SlurmkitError
 from slurmkit.resources import data_dir
+from slurmkit.slurm.commands import submit_argv
 from slurmkit.slurm.parsers import JobInfo, TERMINAL_STATES, failed_nodes_from_srun
 
 TEMPLATE_DIR = data_dir("templates")
@@ -97,7 +98,7 @@ class JobRequest:
     sbatch_args: tuple[str, ...]
 
     def dryrun_text(self) -> str:
-        cmd = " ".join(shlex.quote(a) for a in ("sbatch", "--parsable", *self.sbatch_args))
+        cmd = shlex.join(submit_argv(self.sbatch_args))
         return f"# submitted as: {cmd} < script\n{self.script}"
 
 
@@ -288,8 +289,8 @@ class RetryDecision:
 def decide_retry(info: JobInfo, log: str = "", down_nodes: Sequence[str] = ()) -> RetryDecision:
     """Whether an ended job counts as a node failure, and which nodes to exclude next time.
 
-    - NODE_FAIL: the job's nodes that Slurm now marks DOWN/FAIL/not responding (``down_nodes``) are blamed; if
-      none is known, every node of the job is blamed.
+    - NODE_FAIL: the job's nodes that Slurm now marks down (``down_nodes``: ``NodeInfo.is_down``) are blamed;
+      if none is known, every node of the job is blamed.
     - FAILED on a multi-node job whose srun output names failed tasks on exactly one node: that node is blamed.
     - Anything else (COMPLETED, CANCELLED, TIMEOUT, a program error on every node or on a one-node job): no retry.
     """
@@ -329,8 +330,7 @@ def run_with_retries(backend, spec_kwargs: dict, retries: int, report: Callable[
         job_id = backend.submit(req.script, req.sbatch_args)
         info = wait_job(backend, job_id, poll=poll, timeout=timeout, sleep=sleep)
         log = backend.read_file(info.stdout) if info.state == "FAILED" and info.stdout else ""
-        down = [n.name for n in backend.nodes() if n.state in ("DOWN", "FAIL") or "NOT_RESPONDING" in n.flags] \
-            if info.state == "NODE_FAIL" else []
+        down = [n.name for n in backend.nodes() if n.is_down] if info.state == "NODE_FAIL" else []
         decision = decide_retry(info, log, down)
         attempt = Attempt(number, job_id, info.state, list(info.nodes), list(excluded), info.exit_code,
                           list(decision.blamed))
@@ -349,14 +349,7 @@ def run_with_retries(backend, spec_kwargs: dict, retries: int, report: Callable[
 
 
 def usable_nodes(backend, partition: str | None, excluded: Sequence[str]) -> list[str]:
-    """Nodes a resubmitted job could run on: in the partition (or any), not excluded, not down or drained."""
-    out = []
-    for n in backend.nodes():
-        if n.name in excluded or n.state in ("DOWN", "FAIL", "INVAL", "FUTURE"):
-            continue
-        if any(f in n.flags for f in ("DRAIN", "NOT_RESPONDING", "FAIL")):
-            continue
-        if partition and n.partitions and partition not in n.partitions:
-            continue
-        out.append(n.name)
-    return out
+    """Nodes a resubmitted job could run on: in the partition (or any), not excluded, usable
+    (``NodeInfo.is_usable``: not down, not drained)."""
+    return [n.name for n in backend.nodes() if n.name not in excluded and n.is_usable
+            and not (partition and n.partitions and partition not in n.partitions)]

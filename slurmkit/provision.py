@@ -31,6 +31,7 @@ import yaml
 from slurmkit.errors import CommandError, ConfigError, Problem
 from slurmkit.resources import data_dir
 from slurmkit.remote import UNPACK, Upload, pack
+from slurmkit.slurm.commands import conf_env, controller_answers_shell
 
 PLAYBOOK_DIR = data_dir("playbooks")
 ACTIONS = ("packages", "file", "directory", "service", "command")
@@ -121,8 +122,6 @@ class HostReport:
 # Services: systemd where the host runs it; otherwise (containers, the local cluster) started directly and
 # tracked by pid file. Debian's packages install all three daemons under /usr/sbin.
 
-# Every Slurm command run on a host names its configuration (without one, Slurm may look for a config server).
-SLURM = "SLURM_CONF=/etc/slurm/slurm.conf"
 
 
 def _loop(times: int, body: str) -> str:
@@ -140,10 +139,13 @@ def _wait(seconds: int, body: str) -> str:
             f"sleep 0.1; done")
 
 
-# Whether a controller answers: the slurmd start's wait for one (CONTROLLER_WAIT), and slurmctld's own start,
-# which prints ANSWERS once it does (bootstrap notes that as "answers:slurmctld"). scontrol retries a controller
-# name that does not resolve for 10 s: `timeout` keeps one ping short.
-_PING = f"{SLURM} timeout 2 scontrol ping >/dev/null 2>&1"
+# The support bundle's prefix of its Slurm commands, until it runs them through slurmkit.slurm.commands.
+SLURM = conf_env()
+
+# Whether a controller answers (slurmkit.slurm.commands.controller_answers_shell): the slurmd start's wait for one
+# (CONTROLLER_WAIT), and slurmctld's own start, which prints ANSWERS once it does (bootstrap notes that as
+# "answers:slurmctld").
+_PING = controller_answers_shell()
 ANSWERS = "@@slurmctld-answers"
 CONTROLLER_WAIT = _wait(3, f"{_PING} && break")
 # A start that fails prints this line, then the daemon's own words (its log's tail or its journal), on stderr.
@@ -614,7 +616,3 @@ def slurm_conf_action(old: str | None, new: str) -> Literal["none", "reconfigure
         return "restart"
     return "reconfigure"
 
-
-NODE_REASON_CONFIG = re.compile(
-    r"gres/\w+ count reported lower|Low RealMemory|Low socket\*core\*thread count|Low CPUs|Node unexpectedly rebooted|"
-    r"Not responding|invalid", re.I)

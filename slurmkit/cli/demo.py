@@ -36,6 +36,8 @@ def demo(name, computes, gpus_per_node):
     from slurmkit.facts_cache import hardware_source
     from slurmkit.local import cluster as lc
     from slurmkit.remote import ClusterSSH
+    from slurmkit.slurm import ConnRunner
+    from slurmkit.slurm import commands as slurm_commands
 
     path = Path(".slurmkit") / "local" / name / "cluster.yaml"
     state = lc.State.load(name)
@@ -67,7 +69,7 @@ def demo(name, computes, gpus_per_node):
         try:
             click.echo("\n".join(sorted(conn.run(srun, timeout=120).stdout.split("\n"))).strip())
             _say("cluster status")
-            click.echo(conn.run("scontrol ping; sinfo -N -l", timeout=60).stdout.rstrip())
+            click.echo(slurm_commands.overview(ConnRunner(conn, timeout=60)).rstrip())
         finally:
             conn.close()
 

@@ -3,15 +3,7 @@
 How Slurm is reached: locally when ``$SLURM_CONF`` is set or this machine is a host of the cluster file (the
 commands run here); otherwise on the first head node over SSH (:func:`remote_runner`).
 
-Cluster state (``slurmkit status``), the highest-priority state found, in the manner of TensorPool
-(FAILED > DEGRADED > CONFIGURING > RUNNING):
-
-- FAILED: no controller answers ``scontrol ping``; or the cluster has no node; or every node is DOWN/FAIL/
-  not responding.
-- DEGRADED: the primary controller is down while a backup answers; or any node is DOWN, FAIL, INVAL, ERROR or
-  not responding (``*``); or any node is DRAIN (drained or draining: capacity a person or Slurm took away).
-- CONFIGURING: any node is UNKNOWN, FUTURE, powering up or rebooting (coming up, not yet usable).
-- RUNNING: otherwise (every node IDLE, ALLOCATED, MIXED, COMPLETING or PLANNED, every controller up).
+Cluster state (``slurmkit status``): :func:`slurmkit.slurm.state.cluster_state`, whose docstring gives the rules.
 """
 
 from __future__ import annotations
@@ -26,37 +18,6 @@ from dataclasses import asdict
 import click
 
 from slurmkit.errors import SlurmkitError
-
-CLUSTER_STATES = ("FAILED", "DEGRADED", "CONFIGURING", "RUNNING")  # highest priority first
-_BAD_NODE = {"DOWN", "FAIL", "INVAL", "ERROR"}
-_COMING_UP = {"UNKNOWN", "FUTURE"}
-_COMING_UP_FLAGS = {"POWERING_UP", "REBOOT_ISSUED", "REBOOT_REQUESTED", "POWERED_DOWN"}
-
-
-def cluster_state(nodes, controllers) -> tuple[str, list[str]]:
-    """One cluster state and the reasons for it (see the module docstring for the rules)."""
-    found: list[tuple[str, str]] = []
-    if not controllers or not any(c.up for c in controllers):
-        found.append(("FAILED", "no slurmctld answers"))
-    elif not any(c.up for c in controllers if c.primary):
-        found.append(("DEGRADED", "primary slurmctld down; a backup answers"))
-    if not nodes:
-        found.append(("FAILED", "no compute nodes"))
-    bad = [n for n in nodes if n.state in _BAD_NODE or "NOT_RESPONDING" in n.flags]
-    if nodes and len(bad) == len(nodes):
-        found.append(("FAILED", "every node is down"))
-    for n in bad:
-        found.append(("DEGRADED", f"{n.name} {n.state_text}" + (f": {n.reason}" if n.reason else "")))
-    for n in nodes:
-        if "DRAIN" in n.flags and n not in bad:
-            found.append(("DEGRADED", f"{n.name} {n.state_text}" + (f": {n.reason}" if n.reason else "")))
-        elif n not in bad and (n.state in _COMING_UP or _COMING_UP_FLAGS & set(n.flags)):
-            found.append(("CONFIGURING", f"{n.name} {n.state_text}"))
-    if not found:
-        return "RUNNING", []
-    top = min(CLUSTER_STATES.index(s) for s, _ in found)
-    return CLUSTER_STATES[top], [why for s, why in found if CLUSTER_STATES.index(s) == top]
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Reaching Slurm
@@ -284,6 +245,8 @@ def status(ctx, as_json):
             raise
         nodes, partitions, running = [], [], []
         click.echo(f"warning: {exc}", err=True)
+    from slurmkit.slurm import cluster_state
+
     state, reasons = cluster_state(nodes, controllers)
     if as_json:
         _json_out({"state": state, "reasons": reasons, "controllers": [asdict(c) for c in controllers],

@@ -8,27 +8,36 @@ reads job output files. Two implementations:
 
 A runner is ``Callable[[list[str], str | None], CompletedProcess-like]``: it runs one argv (never a shell string)
 with optional stdin text and returns an object with ``returncode``, ``stdout``, ``stderr``. :func:`local_runner`
-runs commands here with ``SLURM_CONF`` always set; a remote runner (SSH to the head node) comes from
-``slurmkit.remote`` and must pass every argv item through unchanged (quote each one).
+runs commands here with ``SLURM_CONF`` always set; :class:`~slurmkit.slurm.commands.ConnRunner` runs them over
+one host's connection; the head runner (SSH to the head node) comes from ``slurmkit.remote``. A runner must pass
+every argv item through unchanged (quote each one).
+
+This package is the only part of slurmkit that knows Slurm:
+
+- :mod:`slurmkit.slurm.commands`: every Slurm command slurmkit runs, and the ``SLURM_CONF`` rule;
+- :mod:`slurmkit.slurm.parsers`: their output -> typed records (``NodeInfo``, ``JobInfo``, ``Controller``, ...);
+- :mod:`slurmkit.slurm.state`: what node states mean (down, drained, usable, ...) and the cluster state;
+- the backends below, for jobs.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 from slurmkit.errors import SlurmkitError
+from slurmkit.slurm.commands import DEFAULT_CONF, ConnRunner, conf_env, local_conf
 from slurmkit.slurm.parsers import Controller, JobInfo, NodeInfo, PartitionInfo, TERMINAL_STATES
+from slurmkit.slurm.state import CLUSTER_STATES, cluster_state
 
 __all__ = [
     "Backend", "Runner", "JobInfo", "NodeInfo", "PartitionInfo", "Controller", "TERMINAL_STATES",
-    "get_backend", "available_backends", "local_runner", "BACKENDS",
+    "get_backend", "available_backends", "local_runner", "BACKENDS", "DEFAULT_CONF", "ConnRunner", "conf_env",
+    "cluster_state", "CLUSTER_STATES",
 ]
 
 Runner = Callable[[list[str], "str | None"], "subprocess.CompletedProcess[str]"]
-DEFAULT_CONF = "/etc/slurm/slurm.conf"
 
 
 class Backend(Protocol):
@@ -69,7 +78,7 @@ def local_runner(slurm_conf: str | os.PathLike | None = None, timeout: float = 6
     """Run commands on this machine with ``SLURM_CONF`` set to ``slurm_conf``, else ``$SLURM_CONF``, else
     /etc/slurm/slurm.conf when it exists. Without any, raise: a Slurm command with no slurm.conf looks for a
     configuration server through DNS SRV records instead of failing."""
-    conf = str(slurm_conf) if slurm_conf else os.environ.get("SLURM_CONF") or (DEFAULT_CONF if Path(DEFAULT_CONF).is_file() else None)
+    conf = local_conf(slurm_conf)
     if not conf:
         raise SlurmkitError(
             "no slurm.conf here: set SLURM_CONF, or run slurmkit on a node of the cluster, or through the head node"

@@ -1,13 +1,14 @@
-"""The Slurm-commands backend: the only module that builds sbatch/squeue/sinfo/scontrol/scancel/sacct command
-lines. Every command goes through the injected runner (local or over SSH) as an argv list, never a shell string.
+"""The Slurm-commands backend: jobs and states through the commands of :mod:`slurmkit.slurm.commands`, run by
+the injected runner (local or over SSH) as argv lists, never shell strings.
 """
 
 from __future__ import annotations
 
+import shlex
 from typing import Sequence
 
 from slurmkit.errors import CommandError
-from slurmkit.slurm import parsers
+from slurmkit.slurm import commands, parsers
 from slurmkit.slurm.parsers import Controller, JobInfo, NodeInfo, PartitionInfo
 
 
@@ -17,30 +18,20 @@ class CliBackend:
     def __init__(self, runner):
         self.runner = runner
 
-    # -- plumbing ------------------------------------------------------------------------------------------
-    def _run(self, argv: list[str], stdin: str | None = None, ok: tuple[int, ...] = (0,)):
-        r = self.runner(argv, stdin)
-        if r.returncode not in ok:
-            raise CommandError(" ".join(argv), r.returncode, r.stdout or "", r.stderr or "",
-                               getattr(self.runner, "host", None))
-        return r
-
     # -- interface -----------------------------------------------------------------------------------------
     def available(self) -> tuple[bool, str]:
         try:
-            r = self._run(["sinfo", "--version"])
+            return True, commands.version(self.runner)
         except CommandError as exc:
             return False, str(exc)
-        return True, r.stdout.strip()
 
     def submit(self, script: str, sbatch_args: Sequence[str] = ()) -> str:
         # sbatch reads the script from stdin when no file is named.
-        r = self._run(["sbatch", "--parsable", *sbatch_args], stdin=script)
+        r = commands.run(self.runner, commands.submit_argv(sbatch_args), stdin=script)
         return parsers.parse_sbatch_parsable(r.stdout)
 
     def jobs(self) -> list[JobInfo]:
-        # 22.05: --json ignores -j/-t/-u filters; callers filter the list.
-        return parsers.parse_squeue_json(self._run(["squeue", "--json"]).stdout)
+        return parsers.parse_squeue_json(commands.run(self.runner, list(commands.JOBS)).stdout)
 
     def job(self, job_id: str) -> JobInfo:
         job_id = str(job_id)
@@ -53,7 +44,7 @@ class CliBackend:
                     if detail:
                         j.stdout, j.stderr, j.work_dir = detail.stdout, detail.stderr, detail.work_dir or j.work_dir
                 return j
-        r = self.runner(["sacct", "-j", job_id, "-X", "-n", "--parsable2", "-o", ",".join(parsers.SACCT_FIELDS)], None)
+        r = self.runner(commands.sacct_job_argv(job_id), None)
         if r.returncode == 0:
             found = [j for j in parsers.parse_sacct_parsable2(r.stdout) if j.job_id == job_id]
             if found:
@@ -65,38 +56,32 @@ class CliBackend:
         return self._scontrol_job(job_id) or JobInfo(job_id=job_id, state="UNKNOWN", source="none")
 
     def _scontrol_job(self, job_id: str) -> JobInfo | None:
-        r = self.runner(["scontrol", "-o", "show", "job", job_id], None)
+        argv = commands.show_job_argv(job_id)
+        r = self.runner(argv, None)
         if r.returncode != 0:
             if "Invalid job id" in (r.stderr or ""):
                 return None
-            raise CommandError(f"scontrol -o show job {job_id}", r.returncode, r.stdout, r.stderr,
-                               getattr(self.runner, "host", None))
+            raise CommandError(shlex.join(argv), r.returncode, r.stdout, r.stderr, getattr(self.runner, "host", None))
         found = [j for j in parsers.parse_scontrol_jobs(r.stdout) if j.job_id == job_id]
         return found[0] if found else None
 
     def cancel(self, job_id: str) -> None:
-        self._run(["scancel", str(job_id)])
+        commands.run(self.runner, commands.cancel_argv(job_id))
 
     def nodes(self) -> list[NodeInfo]:
-        # scontrol -o is the same text from 22.05 to 25.x and carries the reason; sinfo --json changed shape.
-        return parsers.parse_scontrol_nodes(self._run(["scontrol", "-o", "show", "node"]).stdout)
+        return commands.show_nodes(self.runner)
 
     def partitions(self) -> list[PartitionInfo]:
-        return parsers.parse_scontrol_partitions(self._run(["scontrol", "-o", "show", "partition"]).stdout)
+        return commands.show_partitions(self.runner)
 
     def controllers(self) -> list[Controller]:
-        # Exits 1 when a controller is down; the text still says which.
-        r = self._run(["scontrol", "ping"], ok=(0, 1))
-        found = parsers.parse_scontrol_ping(r.stdout)
-        if not found:
-            raise CommandError("scontrol ping", r.returncode, r.stdout, r.stderr, getattr(self.runner, "host", None))
-        return found
+        return commands.ping(self.runner)
 
     def read_file(self, path: str, offset: int = 0) -> str:
-        r = self.runner(["tail", "-c", f"+{int(offset) + 1}", "--", path], None)
+        argv = commands.read_file_argv(path, offset)
+        r = self.runner(argv, None)
         if r.returncode != 0:
             if "No such file" in (r.stderr or ""):
                 return ""
-            raise CommandError(f"tail -c +{offset + 1} -- {path}", r.returncode, r.stdout, r.stderr,
-                               getattr(self.runner, "host", None))
+            raise CommandError(shlex.join(argv), r.returncode, r.stdout, r.stderr, getattr(self.runner, "host", None))
         return r.stdout

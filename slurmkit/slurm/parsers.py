@@ -1,7 +1,8 @@
 """Pure parsers of Slurm command output -> typed records. No process is spawned here.
 
 Sources, by preference: ``squeue --json`` / ``sinfo --json`` (openapi v0.0.38 in 22.05), ``scontrol -o show
-node|job|partition`` (one record per line), ``scontrol ping``, ``sbatch --parsable``, ``sacct --parsable2``.
+node|job|partition`` (one record per line), ``scontrol ping``, ``scontrol show config``, ``sbatch --parsable``,
+``sacct --parsable2``.
 Tested on outputs captured from Slurm 22.05.8 (tests/fixtures/slurm-22.05/SOURCES.md).
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slurmkit.errors import SlurmkitError
+from slurmkit.slurm import state as _state
 
 # Normalised job states. Anything else Slurm reports is kept upper-case as it is (``raw_state`` keeps the original).
 JOB_STATES = (
@@ -82,6 +84,27 @@ class NodeInfo:
     @property
     def state_text(self) -> str:
         return "+".join((self.state, *self.flags))
+
+    # What the state means: the rules are in slurmkit.slurm.state.
+    @property
+    def is_down(self) -> bool:
+        return _state.is_down(self)
+
+    @property
+    def is_drained(self) -> bool:
+        return _state.is_drained(self)
+
+    @property
+    def is_coming_up(self) -> bool:
+        return _state.is_coming_up(self)
+
+    @property
+    def is_usable(self) -> bool:
+        return _state.is_usable(self)
+
+    @property
+    def is_ready(self) -> bool:
+        return _state.is_ready(self)
 
 
 @dataclass
@@ -360,6 +383,27 @@ def parse_scontrol_partitions(text: str) -> list[PartitionInfo]:
         )
         for r in parse_scontrol_records(text)
     ]
+
+
+_CONFIG_LINE = re.compile(r"^(?P<key>[A-Za-z][A-Za-z0-9_]*(?:\[\d+\])?)\s*= ?(?P<value>.*)$")
+
+
+def parse_scontrol_config(text: str) -> dict[str, str]:
+    """``scontrol show config``: the running slurm.conf settings, ``Key -> value`` as printed (``(null)`` read as
+    empty; times keep their unit: ``300 sec``). Only the first block: the sections after it (``Cgroup Support
+    Configuration:``, ``MPI Plugins Configuration:``) and the closing ping lines are other files' settings."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if out:
+                break
+            continue
+        m = _CONFIG_LINE.match(line)
+        if m:
+            out[m["key"]] = _null(m["value"].strip())
+    if not out:
+        raise SlurmOutputError(f"scontrol show config printed no setting: {text.strip()[:200]!r}")
+    return out
 
 
 _PING = re.compile(r"^Slurmctld\((?P<role>[^)]+)\) at (?P<host>\S+) is (?P<state>UP|DOWN)", re.M)

@@ -13,12 +13,13 @@ import subprocess
 from typing import Sequence
 
 from slurmkit.errors import SlurmkitError
+from slurmkit.slurm.commands import VERSION
 from slurmkit.slurm.parsers import Controller, JobInfo, NodeInfo, PartitionInfo, normalise_job_state, parse_node_state
 
 
 def _installed_slurm() -> str | None:
     try:
-        out = subprocess.run(["sinfo", "--version"], capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run(list(VERSION), capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
     m = re.search(r"(\d+)\.(\d+)", out)

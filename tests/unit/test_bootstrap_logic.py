@@ -1,5 +1,5 @@
-"""Pure parts of bootstrap: what a slurm.conf change needs, and which node states are bootstrap's failures
-(on `scontrol -o show node` lines captured from Slurm 22.05, tests/fixtures/slurm-22.05)."""
+"""Pure parts of bootstrap: what a slurm.conf change needs, the probe, deferred changes, handlers. Which node
+states are bootstrap's failures is Slurm's room: tests/unit/test_slurm_state.py."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from slurmkit.bootstrap import node_problem, parse_nodes
 from slurmkit.provision import load_playbooks, parse_probe, probe_script, slurm_conf_action
 
-FIX = Path(__file__).parent.parent / "fixtures" / "slurm-22.05"
 CONF = "ClusterName=c\nSlurmctldHost=h1\nNodeName=n[1-2] CPUs=2 State=UNKNOWN\nPartitionName=p Nodes=n[1-2] MaxTime=INFINITE\n"
 
 
@@ -30,20 +28,6 @@ def test_node_controller_and_plugin_changes_restart(old, new):
 def test_comment_only_or_no_change_needs_nothing_and_a_new_file_restarts():
     assert slurm_conf_action(CONF, "# header changed\n" + CONF) == "none"
     assert slurm_conf_action(None, CONF) == "restart"
-
-
-def test_node_states_from_real_scontrol_output():
-    drained = parse_nodes((FIX / "scontrol-o-show-node-drain.txt").read_text())
-    assert drained == {"sk-one": {"State": "IDLE+DRAIN", "Reason": "fixture: drained by hand [root@2026-11-21T23:10:35]"}}
-    # An admin's drain is not bootstrap's failure; a drain for a config mismatch is.
-    assert node_problem(**{k.lower(): v for k, v in drained["sk-one"].items()}) is None
-    assert node_problem("IDLE+DRAIN", "gres/gpu count reported lower than configured (4 < 8)").startswith("Slurm reports IDLE+DRAIN")
-    nonresp = parse_nodes((FIX / "scontrol-o-show-node-nonresp.txt").read_text())["sk-one"]
-    assert node_problem(nonresp["State"], nonresp["Reason"]) == "Slurm reports IDLE+NOT_RESPONDING"
-    down = parse_nodes((FIX / "scontrol-o-show-node-down.txt").read_text())["sk-one"]
-    assert node_problem(down["State"], down["Reason"]).startswith("Slurm reports DOWN+DRAIN: fixture: down by hand")
-    alloc = parse_nodes((FIX / "scontrol-o-show-node-alloc.txt").read_text())["sk-one"]
-    assert alloc["State"] == "MIXED" and node_problem(alloc["State"], alloc["Reason"]) is None
 
 
 def test_probe_script_covers_every_check_and_parses_back():

@@ -1,4 +1,5 @@
-"""JobSpec -> sbatch script (golden files, hostile input), launchers, retry policy, cluster-state rules.
+"""JobSpec -> sbatch script (golden files, hostile input), launchers, retry policy (the cluster-state rules:
+tests/unit/test_slurm_state.py).
 
 Re-record the golden sbatch scripts after an intended change with:
     SLURMKIT_RECORD_GOLDEN=1 .venv/bin/pytest -q tests/unit/test_jobs.py -k golden
@@ -14,7 +15,7 @@ import subprocess
 import pytest
 
 from slurmkit.jobs import JobSpecError, build_job, decide_retry, run_with_retries
-from slurmkit.slurm.parsers import Controller, JobInfo, NodeInfo
+from slurmkit.slurm.parsers import JobInfo, NodeInfo
 from tests.conftest import HARDWARE, ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "sbatch"
@@ -213,45 +214,6 @@ def test_run_with_retries_no_retry_on_program_failure():
     b = ScriptedBackend([("FAILED", ["n1", "n2"]), ("COMPLETED", ["n1", "n2"])])
     attempts = run_with_retries(b, dict(command=["x"], nodes=2), retries=3, sleep=lambda s: None)
     assert [a.state for a in attempts] == ["FAILED"]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Cluster state rules (slurmkit status)
-
-UP = [Controller("h1", "primary", True), Controller("h2", "backup1", True)]
-
-
-def node(name, state, *flags, reason=""):
-    return NodeInfo(name, state, tuple(flags), reason)
-
-
-@pytest.mark.parametrize("nodes, controllers, want", [
-    ([node("a", "IDLE"), node("b", "ALLOCATED"), node("c", "MIXED")], UP, "RUNNING"),
-    ([node("a", "IDLE")], [Controller("h1", "primary", False), Controller("h2", "backup1", False)], "FAILED"),
-    ([node("a", "IDLE")], [], "FAILED"),
-    ([], UP, "FAILED"),
-    ([node("a", "DOWN"), node("b", "IDLE", "NOT_RESPONDING")], UP, "FAILED"),
-    ([node("a", "IDLE"), node("b", "DOWN")], UP, "DEGRADED"),
-    ([node("a", "IDLE"), node("b", "IDLE", "NOT_RESPONDING")], UP, "DEGRADED"),
-    ([node("a", "IDLE"), node("b", "FAIL")], UP, "DEGRADED"),
-    ([node("a", "IDLE"), node("b", "IDLE", "DRAIN", reason="bad gpu")], UP, "DEGRADED"),
-    ([node("a", "IDLE")], [Controller("h1", "primary", False), Controller("h2", "backup1", True)], "DEGRADED"),
-    ([node("a", "IDLE"), node("b", "UNKNOWN")], UP, "CONFIGURING"),
-    ([node("a", "IDLE"), node("b", "IDLE", "POWERING_UP")], UP, "CONFIGURING"),
-    ([node("a", "UNKNOWN"), node("b", "IDLE", "DRAIN")], UP, "DEGRADED"),  # DEGRADED outranks CONFIGURING
-])
-def test_cluster_state_rules(nodes, controllers, want):
-    from slurmkit.cli.jobs import cluster_state
-
-    state, reasons = cluster_state(nodes, controllers)
-    assert state == want
-    assert (reasons == []) == (want == "RUNNING")
-
-
-def test_cluster_state_reason_names_node_and_slurm_reason():
-    from slurmkit.cli.jobs import cluster_state
-
-    assert cluster_state([node("a", "IDLE", "DRAIN", reason="bad gpu")], UP)[1] == ["a IDLE+DRAIN: bad gpu"]
 
 
 def test_dry_run_cli_prints_script_without_cluster(cli, tmp_path):

@@ -131,3 +131,12 @@ def test_a_node_that_crashed_at_launch_is_the_culprit_not_the_node_whose_task_wa
 
     log = (Path(__file__).parent.parent / "fixtures" / "slurm-22.05" / "srun-node-crash-during-launch.txt").read_text()
     assert failed_nodes_from_srun(log) == ["nf-node-2"]
+
+
+def test_scontrol_show_config_first_block_with_nulls_and_units():
+    conf = p.parse_scontrol_config(read("scontrol-show-config.txt"))
+    assert (conf["ClusterName"], conf["AuthType"], conf["SlurmctldHost[0]"]) == ("jobslive", "auth/munge", "vm")
+    assert (conf["BatchStartTimeout"], conf["TreeWidth"], conf["BurstBufferType"]) == ("10 sec", "50", "")
+    assert "AllowedRAMSpace" not in conf and "Configuration data as of 2026-12-02T15:44:51" not in conf
+    with pytest.raises(p.SlurmOutputError, match="printed no setting"):
+        p.parse_scontrol_config(read("scontrol-update-resume-idle.stderr"))
