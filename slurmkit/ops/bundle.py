@@ -55,7 +55,7 @@ def latest_bench(directory: Path) -> tuple[Path, dict] | None:
 def support_bundle(ssh, cluster_file: Path, output: Path | None = None, bench_dir: Path | None = None,
                    on_done=None) -> Bundle:
     """Collect, scrub, classify and write the support bundle (a .tar.gz). Unreachable hosts become findings."""
-    from slurmkit.facts_cache import hardware_source
+    from slurmkit.hardware import hardware_source
     from slurmkit.remote import error_summary
     from slurmkit.render import render_cluster
 
