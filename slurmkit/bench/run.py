@@ -20,10 +20,12 @@ Engines
 
 Same-run baseline
     With ``BenchSpec.baseline`` (``one-node``: set by :func:`run_bench` from a profile's ``baseline:``), every
-    job of two or more nodes first runs the same engine command as a step of its own on the job's first node,
-    with the same number of ranks (with GPUs: that node's GPUs), then the measured step. Each step's output
-    follows a marker line (:data:`STEP_MARKER`); :func:`split_steps` cuts the log there, and the verdict divides
-    each measured run's busbw by its own job's baseline figure. Single-node jobs (``nodes`` mode) run no
+    job of two or more nodes runs the same engine command as a step of its own on the job's first node, with the
+    same number of ranks (with GPUs: that node's GPUs), before and again after the measured step. Each step's
+    output follows a marker line (:data:`STEP_MARKER`); :func:`split_steps` cuts the log there, and the verdict
+    divides each measured run's busbw by its own job's baseline figure: the lower of the two baselines that
+    bracket it (a machine that got busier, or quieter, during the job is judged by its slower conditions; one
+    baseline taken before a load came measured healthy pairs at 0.21 of it). Single-node jobs (``nodes`` mode) run no
     baseline: they are judged against each other (the median).
 
 Outcomes
@@ -185,8 +187,10 @@ def job_request(spec: BenchSpec, nodes: Sequence[str] = (), nnodes: int | None =
                                                             f"--nodelist={hostlist.fold(list(nodes))}"))
     if spec.baseline and count >= 2:
         body, launch = request.script.rstrip("\n").rsplit("\n", 1)
-        steps = "\n".join([f"echo {shlex.quote(STEP_MARKER + 'baseline ' + spec.baseline)}",
-                           baseline_line(spec, count), f"echo {shlex.quote(STEP_MARKER + 'measured')}", launch])
+        base = baseline_line(spec, count)
+        steps = "\n".join([f"echo {shlex.quote(STEP_MARKER + 'baseline ' + spec.baseline)}", base,
+                           f"echo {shlex.quote(STEP_MARKER + 'measured')}", launch,
+                           f"echo {shlex.quote(STEP_MARKER + 'baseline ' + spec.baseline + ' after')}", base])
         request = dataclasses.replace(request, script=f"{body}\n{steps}\n")
     return request
 
@@ -266,6 +270,15 @@ def judged_busbw(runs) -> float:
             top = max(r.rows, key=lambda row: row.size_bytes)
             return float("nan") if top.oop_busbw_gbps is None else float(top.oop_busbw_gbps)
     return float("nan")
+
+
+def bracketed_busbw(runs) -> float:
+    """The lower of the baseline runs' :func:`judged_busbw` (the runs before and after the measured step); NaN
+    when there is none or one failed."""
+    figures = [judged_busbw([r]) for r in runs if r.rows or r.failed]
+    if not figures or any(math.isnan(f) for f in figures):
+        return float("nan")
+    return min(figures)
 
 
 def nccl_env_from_facts(cluster, records: Mapping[str, Mapping[str, Any]], nodes: Sequence[str]) -> tuple[dict[str, str], str | None]:
@@ -419,7 +432,7 @@ def _parse_baseline(outcome: JobOutcome):
 def pair_ratio(outcome: JobOutcome) -> float:
     """A pair's busbw over its same-run baseline, both at the largest size (:func:`judged_busbw`); NaN when
     either is missing or the baseline is not positive."""
-    measured, base = judged_busbw(_parse(outcome)), judged_busbw(_parse_baseline(outcome))
+    measured, base = judged_busbw(_parse(outcome)), bracketed_busbw(_parse_baseline(outcome))
     if math.isnan(measured) or math.isnan(base) or base <= 0:
         return float("nan")
     return measured / base

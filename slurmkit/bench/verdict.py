@@ -14,11 +14,12 @@ The rule
       single-size run (``-b 16G -e 16G``, as health checks run it) it is that row's busbw. Without a minimum
       size, the rows of the largest size measured are judged.
     * Same-run baseline (a profile's ``baseline: {measure: one-node, min_ratio: R}``): in the same Slurm job,
-      just before the measured step, the same bench runs with the same number of ranks on the job's first node
-      (:data:`BASELINE_MEASURES`); the baseline figure is that run's statistic (the same rows, the same
-      average), and the measured busbw must reach ``R`` times it. A fixed number depends on how fast the
-      machine is; a ratio to the same nodes measured a moment earlier without the network between them does
-      not. A run without a usable baseline (its step failed, no rows) fails, naming it.
+      just before and again just after the measured step, the same bench runs with the same number of ranks on
+      the job's first node (:data:`BASELINE_MEASURES`); the baseline figure is the lower of those runs'
+      statistics (the same rows, the same average), and the measured busbw must reach ``R`` times it. A fixed
+      number depends on how fast the machine is; a ratio to the same nodes measured around it without the
+      network between them does not, and two baselines bracketing the measurement follow a load that changes
+      during the job. A run without a usable baseline (its step failed, no rows) fails, naming it.
 """
 
 from __future__ import annotations
@@ -352,13 +353,14 @@ def _statistic(run: _RunLike, min_size: int | None) -> tuple[list, float | None]
 
 def _baseline_figure(run: _RunLike, base_runs: Sequence[_RunLike] | None, op: str | None, min_size: int | None,
                      reasons: list[str]) -> float | None:
-    """The baseline's statistic for ``run`` (None, with a reason, when there is none to use). The baseline runs'
+    """The baseline's statistic for ``run`` (None, with a reason, when there is none to use): the lowest of the
+    job's baseline runs of the collective (one before and one after the measured step). The baseline runs'
     correctness is judged as any run's."""
     label = f"{run.source} baseline"
     if not base_runs:
         reasons.append(f"{_label(run)}: no same-run baseline in the job's log (its baseline step did not run)")
         return None
-    figure = None
+    figures = []
     for b in base_runs:
         bj = _judge_run(b, None, None, None, None, None)
         reasons.extend(r.replace(_label(b), label, 1) for r in bj.reasons)
@@ -366,13 +368,15 @@ def _baseline_figure(run: _RunLike, base_runs: Sequence[_RunLike] | None, op: st
             return None
         collective = _norm_op(getattr(b, "collective", None))
         if op is None or collective is None or collective == op:
-            rows, figure = _statistic(b, min_size)
+            rows, fig = _statistic(b, min_size)
             if not rows:
                 largest = max(r.size_bytes for r in b.rows)
                 reasons.append(f"{label}: no row at or above {human_size(min_size)} (largest measured: "
                                f"{human_size(largest)})")
                 return None
-            break
+            figures.append(fig)
+    # the baselines before and after the measured step bracket it: the lower one is the slower conditions
+    figure = min((f for f in figures if f is not None), default=None)
     if figure is None or figure <= 0:
         reasons.append(f"{label}: no out-of-place busbw to compare with")
         return None

@@ -67,10 +67,11 @@ def test_cluster_mode_passes_the_local_profile_and_saves_the_run(lc):
     import pandas as pd
 
     rows = pd.read_parquet(run_dir / "rows.parquet")
-    # -b 1M -e 16M -f 4: 1M, 4M, 16M, on 3 ranks (one per node), for the measured step and the baseline
-    for name in (lg.name for lg in logs):
+    # -b 1M -e 16M -f 4: 1M, 4M, 16M, on 3 ranks (one per node), for the measured step and for each of the two
+    # baselines (before and after it) in the baseline log
+    for name, runs in ((logs[0].name, 1), (logs[1].name, 2)):
         mine = rows[rows["log"] == name]
-        assert sorted(mine["size_bytes"]) == [1 << 20, 4 << 20, 16 << 20], name
+        assert sorted(mine["size_bytes"]) == sorted([1 << 20, 4 << 20, 16 << 20] * runs), name
         assert set(mine["nranks"]) == {3} and (mine["oop_wrong"] == 0).all()
     again = lc.cli("bench", "report", str(run_dir), check=False)
     assert again.returncode == 0 and "PASS" in again.stdout, again.stdout + again.stderr

@@ -33,9 +33,17 @@ def failed_step(out: dict, host: str) -> dict:
     return steps[0]
 
 
+# Waits bounded by the clock that a failed run may sit through on top of the work of a successful one: a
+# compute's slurmd start waits up to 3 s for the primary's result in the same run (bootstrap.PrimaryWatch), then,
+# the primary having failed, up to 3 s for a controller to answer (provision.CONTROLLER_WAIT). A 0.7 s reference
+# run made 10x of it shorter than those waits alone (CI: 8.0 s against 7.1 s on a busy machine).
+CLOCK_WAITS_OF_A_FAILED_PRIMARY = 6.0
+
+
 def check_quick(lc, out: dict) -> None:
     print(f"failed run {out['seconds']:.1f} s; this cluster's successful first run {lc.reference_seconds:.1f} s")
-    assert out["seconds"] < 10 * lc.reference_seconds, (out["seconds"], lc.reference_seconds)
+    bound = 10 * lc.reference_seconds + CLOCK_WAITS_OF_A_FAILED_PRIMARY
+    assert out["seconds"] < bound, (out["seconds"], lc.reference_seconds)
     assert "timed out" not in str(out)
 
 

@@ -142,8 +142,10 @@ class FakeSlurm:
     """Submits by recording the request; each job ends at once with a log from ``make_log(nodes)``, preceded by
     ``make_baseline(nodes)`` when the script has a baseline step (as the real script prints it: marker lines)."""
 
-    def __init__(self, all_nodes, make_log, fail_submit_at=None, states=None, make_baseline=_base_log):
+    def __init__(self, all_nodes, make_log, fail_submit_at=None, states=None, make_baseline=_base_log,
+                 make_baseline_after=None):
         self.all_nodes, self.make_log, self.make_baseline = all_nodes, make_log, make_baseline
+        self.make_baseline_after = make_baseline_after or make_baseline
         self.fail_submit_at, self.states = fail_submit_at, states or {}
         self.scripts: dict[str, str] = {}
         self.submitted: list[tuple[str, list[str]]] = []
@@ -181,7 +183,8 @@ class FakeSlurm:
         text = f"slurmkit: job {job_id} on {','.join(nodes)}\n"
         if br.STEP_MARKER in self.scripts[job_id]:
             return (text + br.STEP_MARKER + "baseline one-node\n" + self.make_baseline(nodes)
-                    + br.STEP_MARKER + "measured\n" + self.make_log(nodes))
+                    + br.STEP_MARKER + "measured\n" + self.make_log(nodes)
+                    + br.STEP_MARKER + "baseline one-node after\n" + self.make_baseline_after(nodes))
         return text + self.make_log(nodes)
 
     def cancel(self, job_id):
@@ -287,14 +290,14 @@ def test_a_baseline_job_runs_the_same_bench_on_its_first_node_before_the_measure
     spec = br.BenchSpec(engine="torch", python="/venv/bin/python", baseline="one-node", master_port=29600)
     script = br.job_request(spec, nnodes=3, name="cluster").script
     lines = script.rstrip("\n").splitlines()
-    assert lines[-4:-1] == [
-        "echo '# slurmkit bench step: baseline one-node'",
-        'MASTER_PORT=29601 srun --nodes=1 --ntasks=3 --ntasks-per-node=3 --overcommit --kill-on-bad-exit=1 '
-        '--nodelist="${SLURMKIT_NODE_NAMES%%,*}" ' + " ".join(__import__("shlex").quote(a)
-                                                             for a in br.engine_command(spec)),
-        "echo '# slurmkit bench step: measured'",
-    ]
-    assert lines[-1] == _launch_line(script) and lines[-1].startswith("srun --ntasks-per-node=1 ")
+    base = ('MASTER_PORT=29601 srun --nodes=1 --ntasks=3 --ntasks-per-node=3 --overcommit --kill-on-bad-exit=1 '
+            '--nodelist="${SLURMKIT_NODE_NAMES%%,*}" ' + " ".join(__import__("shlex").quote(a)
+                                                                 for a in br.engine_command(spec)))
+    assert lines[-6:-3] == ["echo '# slurmkit bench step: baseline one-node'", base,
+                            "echo '# slurmkit bench step: measured'"]
+    assert lines[-3].startswith("srun --ntasks-per-node=1 ")
+    # the same baseline again after the measured step: the two bracket it
+    assert lines[-2:] == ["echo '# slurmkit bench step: baseline one-node after'", base]
     # a single-node job has no network to isolate: no baseline step
     assert br.STEP_MARKER not in br.job_request(spec, nodes=("n1",), name="node-n1").script
     # with GPUs the baseline is one node's GPUs
@@ -307,8 +310,8 @@ def test_a_baseline_job_runs_the_same_bench_on_its_first_node_before_the_measure
 
 def test_split_steps_cuts_a_log_at_the_step_markers():
     log = ("slurmkit: job 7 on n1,n2\n" + br.STEP_MARKER + "baseline one-node\nB1\nB2\n"
-           + br.STEP_MARKER + "measured\nM1\n")
-    assert br.split_steps(log) == ("B1\nB2\n", "slurmkit: job 7 on n1,n2\nM1\n")
+           + br.STEP_MARKER + "measured\nM1\n" + br.STEP_MARKER + "baseline one-node after\nB3\n")
+    assert br.split_steps(log) == ("B1\nB2\nB3\n", "slurmkit: job 7 on n1,n2\nM1\n")
     assert br.split_steps("M only\n") == (None, "M only\n")
 
 
@@ -337,6 +340,33 @@ def test_the_local_profile_judges_the_ratio_to_the_same_run_baseline_and_saves_i
     assert bad.exit_code == 1
     assert bad.verdict.reasons == ["logs/cluster.log #0 (all_reduce): busbw 0.05 GB/s = 0.14 of the same-run "
                                    "baseline 0.36 GB/s, needs >= 0.3 (out-of-place, average over 1 size(s) >= 16 MiB)"]
+
+
+def test_the_lower_of_the_baselines_before_and_after_the_measured_step_is_the_one_judged(tmp_path):
+    # the machine got busy during the job: 0.36 before, 0.18 after; healthy links measured 0.10 in between
+    for before, after in ((0.36, 0.18), (0.18, 0.36)):
+        fake = FakeSlurm(NODES, lambda ns: _log(ns, 0.10), make_baseline=lambda ns, b=before: _base_log(ns, b),
+                         make_baseline_after=lambda ns, a=after: _base_log(ns, a))
+        res = br.run_bench(br.BenchSpec(engine="torch", nnodes=2), fake, tmp_path / f"{before}", candidates=NODES,
+                           sleep=lambda s: None, profile="local")
+        assert res.exit_code == 0, res.verdict.reasons
+        assert res.verdict.baseline_gbps == pytest.approx(0.18) and res.verdict.ratio == pytest.approx(0.10 / 0.18)
+    # a link at 0.05 stays far below either: 0.05/0.18 = 0.28 < 0.3
+    fake = FakeSlurm(NODES, lambda ns: _log(ns, 0.05), make_baseline=lambda ns: _base_log(ns, 0.36),
+                     make_baseline_after=lambda ns: _base_log(ns, 0.18))
+    res = br.run_bench(br.BenchSpec(engine="torch", nnodes=2), fake, tmp_path / "slow", candidates=NODES,
+                       sleep=lambda s: None, profile="local")
+    assert res.exit_code == 1 and "= 0.28 of the same-run baseline 0.18 GB/s" in res.verdict.reasons[0]
+
+
+def test_pair_ratio_takes_the_lower_bracketing_baseline():
+    nodes = ["n1", "n2"]
+    log = ("slurmkit: job 7 on n1,n2\n" + br.STEP_MARKER + "baseline one-node\n" + _base_log(nodes, 1.2)
+           + br.STEP_MARKER + "measured\n" + _log(nodes, 0.3) + br.STEP_MARKER + "baseline one-node after\n"
+           + _base_log(nodes, 0.6))
+    outcome = br.JobOutcome(planned=br.PlannedJob("r0-n1-n2", ("n1", "n2"), 2), job_id="7", state="COMPLETED",
+                            exit_code=0, nodes=nodes, log=log)
+    assert br.pair_ratio(outcome) == pytest.approx(0.3 / 0.6)
 
 
 def test_a_slower_machine_gets_the_same_verdict(tmp_path):
