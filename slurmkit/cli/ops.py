@@ -111,10 +111,13 @@ def keys_remove(ctx, pubkey_file, user, nodes, as_json):
 @click.pass_context
 def keys_list(ctx, user, nodes, as_json):
     """Which hosts carry which keys in authorized_keys, by SHA256 fingerprint (as `ssh-keygen -lf` prints)."""
+    from dataclasses import asdict
+
     from rich.console import Console
     from rich.table import Table
 
     from slurmkit import hostlist
+    from slurmkit.ops.keys import keys_by_fingerprint
     from slurmkit.ops.keys import keys_list as list_keys
     from slurmkit.remote import error_summary
 
@@ -123,14 +126,7 @@ def keys_list(ctx, user, nodes, as_json):
     user = user or cluster.ssh.user
     with ssh:
         res = list_keys(ssh, hosts, user)
-    by_fp: dict[str, dict] = {}
-    for h, r in res.succeeded.items():
-        for k in r.value:
-            e = by_fp.setdefault(k.fingerprint, {"type": k.type, "comments": [], "hosts": []})
-            if k.comment and k.comment not in e["comments"]:
-                e["comments"].append(k.comment)
-            if h not in e["hosts"]:
-                e["hosts"].append(h)
+    by_fp = {fp: asdict(e) for fp, e in keys_by_fingerprint({h: r.value for h, r in res.succeeded.items()}).items()}
     errors = {h: error_summary(r.error) for h, r in res.failed.items()}
     if as_json:
         click.echo(json.dumps({"user": user, "keys": by_fp, "errors": errors, "failed_hosts": list(errors)}, indent=1))

@@ -7,7 +7,8 @@ import base64
 import binascii
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 from slurmkit.cluster import Host
 from slurmkit.ops._common import OpsInputError, ensure_ssh_dir, read_text, sudo_prefix, user_account
@@ -159,6 +160,29 @@ def keys_apply(ssh, hosts: list[Host], key: PublicKey, user: str, remove: bool =
     """``change_key`` on every host in parallel. -> GroupResult[KeyChange]"""
     sudo = sudo_prefix(ssh.cluster)
     return ssh.run_all(hosts, lambda c: change_key(c, key, user, remove, sudo), on_done=on_done)
+
+
+@dataclass
+class KeyHolders:
+    """One key as ``keys list`` shows it: its type, the comments it carries somewhere, the hosts that hold it."""
+
+    type: str
+    comments: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+
+
+def keys_by_fingerprint(found: Mapping[str, list[PublicKey]]) -> dict[str, KeyHolders]:
+    """Host -> its keys, turned into fingerprint -> who holds the key (in the order first seen; each comment and
+    host once)."""
+    out: dict[str, KeyHolders] = {}
+    for host, keys in found.items():
+        for k in keys:
+            e = out.setdefault(k.fingerprint, KeyHolders(k.type))
+            if k.comment and k.comment not in e.comments:
+                e.comments.append(k.comment)
+            if host not in e.hosts:
+                e.hosts.append(host)
+    return out
 
 
 def keys_list(ssh, hosts: list[Host], user: str, on_done=None):

@@ -112,6 +112,16 @@ def test_authorized_keys_remove_every_line_of_the_key(keypair):
     assert keys.authorized_keys_remove(out, key) == (out, 0)
 
 
+def test_keys_by_fingerprint_gathers_hosts_and_comments(keypair):
+    key = keys.read_public_key(keypair.with_suffix(".pub").read_text(), "k")
+    other = keys.PublicKey(key.type, key.blob, "me@desktop")
+    rsa = keys.parse_key_line("ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB admin")
+    held = keys.keys_by_fingerprint({"n1": [key, rsa], "n2": [other, key], "n3": []})
+    assert list(held) == [key.fingerprint, rsa.fingerprint]
+    assert held[key.fingerprint] == keys.KeyHolders("ssh-ed25519", ["me@laptop", "me@desktop"], ["n1", "n2"])
+    assert held[rsa.fingerprint] == keys.KeyHolders("ssh-rsa", ["admin"], ["n1"])
+
+
 # ------------------------------------------------------------------------------------------- ssh config, mesh
 
 
