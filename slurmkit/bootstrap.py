@@ -17,6 +17,7 @@ from typing import Callable
 
 from slurmkit.cluster import Cluster, Host
 from slurmkit.errors import CommandError
+from slurmkit.paths import StateDir
 from slurmkit.provision import (
     HostReport,
     daemon_log,
@@ -27,10 +28,6 @@ from slurmkit.provision import (
 )
 from slurmkit.render import HardwareSource, render_cluster
 from slurmkit.slurm import DEFAULT_CONF, ConnRunner, commands, state
-
-
-def state_dir(cluster_file: Path) -> Path:
-    return Path(cluster_file).expanduser().resolve().parent / ".slurmkit"
 
 
 MUNGE_KEY_BYTES = 1024
@@ -46,7 +43,7 @@ def ensure_munge_key(cluster_file: Path) -> bytes:
     bytes) is an error naming the file."""
     from slurmkit.errors import SlurmkitError
 
-    path = state_dir(cluster_file) / "munge.key"
+    path = StateDir.of(cluster_file).munge_key
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob("munge.key.tmp-*"):
         pid = stale.name.rsplit("-", 1)[-1]

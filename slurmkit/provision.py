@@ -29,9 +29,9 @@ import jinja2
 import yaml
 
 from slurmkit.errors import CommandError, ConfigError, Problem
-from slurmkit.resources import data_dir
+from slurmkit.resources import data_dir, jinja_env
 from slurmkit.remote import UNPACK, Upload, pack
-from slurmkit.slurm.commands import conf_env, controller_answers_shell
+from slurmkit.slurm.commands import controller_answers_shell
 
 PLAYBOOK_DIR = data_dir("playbooks")
 ACTIONS = ("packages", "file", "directory", "service", "command")
@@ -57,7 +57,7 @@ class Playbook:
 def load_playbooks(names: tuple[str, ...] = ("common", "controller", "compute"), variables: dict | None = None,
                    directory: Path = PLAYBOOK_DIR) -> list[Playbook]:
     """Read and check playbooks; variables fill ``{{ ... }}`` in string values. Raises ConfigError."""
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env = jinja_env()
     out = []
     for name in names:
         path = directory / f"{name}.yaml"
@@ -138,9 +138,6 @@ def _wait(seconds: int, body: str) -> str:
     return (f"{now}; end=$((${{up%.*}}+{seconds})); while :; do {body}; {now}; [ ${{up%.*}} -lt $end ] || break; "
             f"sleep 0.1; done")
 
-
-# The support bundle's prefix of its Slurm commands, until it runs them through slurmkit.slurm.commands.
-SLURM = conf_env()
 
 # Whether a controller answers (slurmkit.slurm.commands.controller_answers_shell): the slurmd start's wait for one
 # (CONTROLLER_WAIT), and slurmctld's own start, which prints ANSWERS once it does (bootstrap notes that as

@@ -35,11 +35,12 @@ def demo(name, computes, gpus_per_node):
     from slurmkit.cluster import load_cluster
     from slurmkit.facts_cache import hardware_source
     from slurmkit.local import cluster as lc
+    from slurmkit.paths import StateDir
     from slurmkit.remote import ClusterSSH
     from slurmkit.slurm import ConnRunner
     from slurmkit.slurm import commands as slurm_commands
 
-    path = Path(".slurmkit") / "local" / name / "cluster.yaml"
+    path = StateDir.here().local_cluster_file(name)
     state = lc.State.load(name)
     _say(f"local cluster {name!r}: 1 head, {computes} compute node(s) with {gpus_per_node} simulated H100 each")
     if state is not None and Path(state.cluster_file or "").exists():
@@ -93,6 +94,7 @@ def _bench(cluster, path: Path, nodes: int):
     import sys
 
     from slurmkit.bench.run import BenchSpec, run_bench
+    from slurmkit.paths import StateDir
     from slurmkit.cli.jobs import remote_runner
     from slurmkit.slurm import get_backend
 
@@ -100,5 +102,5 @@ def _bench(cluster, path: Path, nodes: int):
                      iters=3, warmup=1, python=sys.executable, chdir=cluster.shared_dir)
     base = path.expanduser().resolve().parent
     backend = get_backend("cli", remote_runner(cluster, base))
-    return run_bench(spec, backend, base / ".slurmkit" / "bench", candidates=cluster.compute_names, profile="local",
+    return run_bench(spec, backend, StateDir.of(path).bench_dir, candidates=cluster.compute_names, profile="local",
                      cluster=cluster.cluster, progress=lambda m: click.echo(f"  {m}"))

@@ -51,12 +51,13 @@ MAINTENANCE_REASON = re.compile(r"maint", re.I)
 
 
 def _words(node: NodeInfo) -> set[str]:
+    """The base state and the flags: a flag Slurm printed alone (``NOT_RESPONDING``) is parsed as the state."""
     return {node.state, *node.flags}
 
 
 def is_down(node: NodeInfo) -> bool:
     """Slurm cannot run anything on the node (down, failed, refused, or not responding)."""
-    return node.state in DOWN_STATES or bool(DOWN_FLAGS.intersection(node.flags))
+    return node.state in DOWN_STATES or bool(DOWN_FLAGS & _words(node))
 
 
 def is_invalid(node: NodeInfo) -> bool:
@@ -66,12 +67,12 @@ def is_invalid(node: NodeInfo) -> bool:
 
 def is_drained(node: NodeInfo) -> bool:
     """Drained or draining (Slurm places no new job there)."""
-    return "DRAIN" in node.flags or node.state in DRAIN_STATES
+    return bool(DRAIN_STATES & _words(node))
 
 
 def is_coming_up(node: NodeInfo) -> bool:
     """Not in service yet but on its way (unregistered, future, powering up, powered down, rebooting)."""
-    return node.state in COMING_UP_STATES or bool(COMING_UP_FLAGS.intersection(node.flags))
+    return node.state in COMING_UP_STATES or bool(COMING_UP_FLAGS & _words(node))
 
 
 def is_usable(node: NodeInfo) -> bool:
@@ -82,7 +83,7 @@ def is_usable(node: NodeInfo) -> bool:
 
 def is_ready(node: NodeInfo) -> bool:
     """In service now: not down, not coming up, not powering down. Drain is judged apart (:func:`is_drained`)."""
-    return not is_down(node) and not is_coming_up(node) and not GOING_DOWN_FLAGS.intersection(node.flags)
+    return not is_down(node) and not is_coming_up(node) and not GOING_DOWN_FLAGS & _words(node)
 
 
 def drained_for_config(node: NodeInfo) -> bool:
@@ -100,7 +101,7 @@ def needs_resume(node: NodeInfo) -> bool:
     configuration is fixed, ``scontrol update state=resume`` puts it back (Slurm does not by itself). Never a
     node an admin drained for a reason of their own, nor one Slurm still refuses (INVAL) or cannot reach."""
     return ((node.state == "DOWN" or is_drained(node)) and not is_invalid(node)
-            and "NOT_RESPONDING" not in node.flags and drained_for_config(node))
+            and "NOT_RESPONDING" not in _words(node) and drained_for_config(node))
 
 
 def describe(node: NodeInfo) -> str:
