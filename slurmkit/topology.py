@@ -24,7 +24,8 @@ _ALIASES = {"SOC": "SYS"}
 @dataclass
 class TopologyFinding:
     """Something a person should know about a node's topology (its GPUs, HCAs, rails, management interface) or
-    the fabric's: ``code`` says what (``rail-down``, ``hca-excluded``, ...). ``severity``: ``error`` (a rail cannot be used), ``warning``, ``info``."""
+    the fabric's: ``code`` says what (``rail-down``, ``hca-excluded``, ...). ``severity``: ``error`` (a rail
+    cannot be used), ``warning``, ``info``."""
 
     node: str
     code: str

@@ -20,7 +20,7 @@ HW_KEYS = ("sockets", "cores_per_socket", "threads_per_core", "memory_mb")
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with local_cluster(tmp_path_factory.mktemp("discover"), computes=2, prefix="dc") as lc:
+    with local_cluster(tmp_path_factory.mktemp("discover"), computes=2, prefix="scd") as lc:
         yield lc
 
 

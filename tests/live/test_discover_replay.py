@@ -38,7 +38,7 @@ HW_KEYS = ("sockets", "cores_per_socket", "threads_per_core", "memory_mb")
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("replay")
-    with local_cluster(root, computes=2, gpus=8, prefix="rp") as lc:
+    with local_cluster(root, computes=2, gpus=8, prefix="scr") as lc:
         lc.replay_root = root / "replayed"
         for n in nodes(lc):
             replay(lc, n, lc.replay_root / n, {"nvidia-smi topo -m": TOPO, "ibstat": IBSTAT})
