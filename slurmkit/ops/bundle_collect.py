@@ -1,5 +1,6 @@
 """What the support bundle collects: from each host (daemons, logs, /etc/slurm, dmesg, nvidia-smi, ibstat; never a
-key) and from Slurm on the first head (``SLURM_COMMANDS``), as evidence for :mod:`slurmkit.ops.bundle_rules` and
+key) and from Slurm on the first head (``slurmkit.slurm.commands.BUNDLE_COMMANDS``), as evidence for
+:mod:`slurmkit.ops.bundle_rules` and
 as files for the bundle."""
 
 from __future__ import annotations
@@ -46,35 +47,27 @@ def collect_host(conn, role: str) -> tuple[HostEvidence, dict[str, str]]:
     return ev, files
 
 
-SLURM_COMMANDS = {
-    "scontrol-ping.txt": "scontrol ping",
-    "sinfo.txt": "sinfo",
-    "sinfo-nodes.txt": "sinfo -N -l",
-    "squeue.txt": "squeue",
-    "scontrol-show-node.txt": "scontrol show node",
-    "scontrol-show-node-oneliner.txt": "scontrol -o show node",
-    "scontrol-show-partition.txt": "scontrol show partition",
-}
-
-
 def collect_slurm(conn) -> tuple[SlurmEvidence, dict[str, str]]:
-    from slurmkit.provision import SLURM
+    from slurmkit.slurm import ConnRunner
+    from slurmkit.slurm.commands import BUNDLE_COMMANDS, BUNDLE_NEED_NO_CONTROLLER
     from slurmkit.slurm.parsers import parse_scontrol_nodes, parse_scontrol_ping
 
+    runner = ConnRunner(conn, timeout=90)
     files, results = {}, {}
-    for name, cmd in SLURM_COMMANDS.items():
-        if name not in ("scontrol-ping.txt", "sinfo.txt") and not any(c.up for c in parse_scontrol_ping(
+    for name, argv in BUNDLE_COMMANDS.items():
+        cmd = shlex.join(argv)
+        if name not in BUNDLE_NEED_NO_CONTROLLER and not any(c.up for c in parse_scontrol_ping(
                 results["scontrol-ping.txt"].stdout)):
             # No controller answers: each further command would only wait out its own timeout.
             files[name] = f"$ {cmd}\n(not run: no slurmctld answers `scontrol ping`)\n"
             continue
-        r = conn.run(f"{SLURM} {cmd}", check=False, timeout=90)
+        r = runner(list(argv))
         results[name] = r
-        files[name] = f"$ {cmd}\n{r.stdout}{r.stderr}" + (f"[exit {r.exit_code}]\n" if not r.ok else "")
+        files[name] = f"$ {cmd}\n{r.stdout}{r.stderr}" + (f"[exit {r.returncode}]\n" if r.returncode else "")
     ping = results["scontrol-ping.txt"]
     ev = SlurmEvidence(ping_text=ping.stdout + ping.stderr, controllers=parse_scontrol_ping(ping.stdout))
     nodes = results.get("scontrol-show-node-oneliner.txt")
-    if nodes is not None and nodes.ok:
+    if nodes is not None and nodes.returncode == 0:
         ev.nodes = parse_scontrol_nodes(nodes.stdout)
     else:
         ev.error = (nodes.stderr or nodes.stdout).strip() if nodes is not None else "no slurmctld answers"
