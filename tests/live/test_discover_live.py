@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import tarfile
 from datetime import datetime
 
 import pytest
@@ -156,5 +157,16 @@ def test_declared_hardware_contradicting_facts_fails_validate(cluster):
     problems = json.loads(cluster.cli("validate", "--json", check=False).stdout)["problems"]
     assert {pr["path"] for pr in problems} == {"nodes[0].cores_per_socket", "nodes[0].memory_mb"}
     assert cluster.cli("render", "--stdout", check=False).returncode == 2
+    # bootstrap and the support bundle go through the same hardware source: they refuse what render refuses
+    expected = f"nodes[0].cores_per_socket: {name} has {cores}, declared {cores + 2}"
+    p = cluster.cli("bootstrap", "--dry-run", check=False)
+    assert p.returncode == 2 and expected in p.stderr and p.stdout == "", p.stdout + p.stderr
+    bundle = cluster.cwd / "contradicted.tar.gz"
+    cluster.cli("support-bundle", "-o", str(bundle), check=False)
+    with tarfile.open(bundle) as tar:
+        (error,) = [m for m in tar.getnames() if m.endswith("/rendered/ERROR.txt")]
+        assert expected in tar.extractfile(error).read().decode()
+        assert not [m for m in tar.getnames() if m.endswith("/rendered/slurm.conf")]
+    bundle.unlink()
     cluster.edit(lambda s: s["nodes"][0].update(cores_per_socket=cores, memory_mb=int(sd["RealMemory"]) - 100))
     assert cluster.cli("validate").returncode == 0
