@@ -123,14 +123,20 @@ def support_bundle(ssh, cluster_file: Path, output: Path | None = None, bench_di
     members["summary.json"] = json.dumps(summary, indent=1) + "\n"
     members["SUMMARY.txt"] = summary_text(cluster.cluster, findings, when)
     scrubbed = {name: scrub(text, munge_key) for name, text in members.items()}
+    write_tar(output, top, scrubbed, int(now.timestamp()))
+    return Bundle(output, findings, host_errors, sorted(scrubbed))
+
+
+def write_tar(output: Path, top: str, members: dict[str, str], mtime: int) -> None:
+    """``members`` (name -> text) as ``top/name`` in the .tar.gz ``output``, mode 0600; written whole or not at all
+    (a temporary file beside it, then renamed)."""
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
     with tarfile.open(tmp, "w:gz") as tar:
-        for name, text in scrubbed.items():
+        for name, text in members.items():
             data = text.encode()
             info = tarfile.TarInfo(f"{top}/{name}")
-            info.size, info.mtime, info.mode = len(data), int(now.timestamp()), 0o644
+            info.size, info.mtime, info.mode = len(data), mtime, 0o644
             tar.addfile(info, io.BytesIO(data))
     os.chmod(tmp, 0o600)
     os.replace(tmp, output)
-    return Bundle(output, findings, host_errors, sorted(scrubbed))

@@ -7,11 +7,12 @@ import base64
 import shlex
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from slurmkit.ops import OpsInputError, keys, mesh, scrub, sshconfig, sync
+from slurmkit.ops import OpsInputError, bundle, keys, mesh, scrub, sshconfig, sync
 from slurmkit.ops.bundle_rules import Diagnosis, HostEvidence, SlurmEvidence, classify, summary_text
 from slurmkit.paths import StateDir
 from slurmkit.cluster import parse_cluster
@@ -238,6 +239,16 @@ def test_scrub_private_key_and_munge_key(keypair):
     munge = bytes(range(256)) * 4
     assert "munge key" in scrub.scrub("x" + munge.decode("latin-1"), munge)
     assert "munge key" in scrub.scrub("k=" + base64.b64encode(munge).decode(), munge)
+
+
+def test_bundle_tar_holds_each_member_under_its_top_folder(tmp_path):
+    out = tmp_path / "sub" / "b.tar.gz"
+    bundle.write_tar(out, "top", {"SUMMARY.txt": "ok\n", "hosts/n1/daemons.txt": "slurmd: running\n"}, 1700000000)
+    assert out.stat().st_mode & 0o777 == 0o600 and [p.name for p in out.parent.iterdir()] == ["b.tar.gz"]
+    with tarfile.open(out) as tar:
+        assert tar.getnames() == ["top/SUMMARY.txt", "top/hosts/n1/daemons.txt"]
+        assert tar.extractfile("top/hosts/n1/daemons.txt").read() == b"slurmd: running\n"
+        assert tar.getmember("top/SUMMARY.txt").mtime == 1700000000
 
 
 # ------------------------------------------------------------------------------------------------ severity
