@@ -9,6 +9,7 @@ reason). ``dry_run`` runs the checks only and reports diffs and the services it 
 from __future__ import annotations
 
 import os
+import shlex
 import threading
 import time
 from dataclasses import dataclass, field
@@ -202,7 +203,7 @@ def _handlers(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, new_conf: 
         out.actions.append(f"{verb}restart {', '.join(sorted(restart[n]))} on {n}")
     reconfigure = conf_action == "reconfigure"
     if reconfigure:
-        out.actions.append(f"{verb}run `scontrol reconfigure` on {cluster.head_names[0]}")
+        out.actions.append(f"{verb}run `{shlex.join(commands.RECONFIGURE)}` on {cluster.head_names[0]}")
     if dry_run or not (munge or restart or reconfigure):
         return
 

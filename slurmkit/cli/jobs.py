@@ -9,7 +9,6 @@ Cluster state (``slurmkit status``): :func:`slurmkit.slurm.state.cluster_state`,
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sys
 import time
@@ -64,8 +63,9 @@ def _is_local(cluster) -> bool:
 def backend_for(ctx: click.Context):
     """The Slurm backend for this invocation: local with $SLURM_CONF or on a cluster host, else over SSH."""
     from slurmkit.slurm import get_backend, local_runner
+    from slurmkit.slurm.commands import env_conf
 
-    if os.environ.get("SLURM_CONF"):
+    if env_conf():
         return get_backend("cli", local_runner())
     from slurmkit.cli.config import load
 

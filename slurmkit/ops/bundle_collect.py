@@ -1,7 +1,6 @@
 """What the support bundle collects: from each host (daemons, logs, /etc/slurm, dmesg, nvidia-smi, ibstat; never a
 key) and from Slurm on the first head (``slurmkit.slurm.commands.BUNDLE_COMMANDS``), as evidence for
-:mod:`slurmkit.ops.bundle_rules` and
-as files for the bundle."""
+:mod:`slurmkit.ops.bundle_rules` and as files for the bundle."""
 
 from __future__ import annotations
 

@@ -38,12 +38,17 @@ def conf_env(slurm_conf: str = DEFAULT_CONF) -> str:
     return f"SLURM_CONF={shlex.quote(str(slurm_conf))}"
 
 
+def env_conf() -> str | None:
+    """``$SLURM_CONF`` when set (the user named a configuration: Slurm commands run here)."""
+    return os.environ.get("SLURM_CONF") or None
+
+
 def local_conf(slurm_conf: str | os.PathLike | None = None) -> str | None:
     """The slurm.conf a Slurm command run on this machine uses: ``slurm_conf``, else ``$SLURM_CONF``, else
     :data:`DEFAULT_CONF` when that file exists; None when there is none."""
     if slurm_conf:
         return str(slurm_conf)
-    return os.environ.get("SLURM_CONF") or (DEFAULT_CONF if Path(DEFAULT_CONF).is_file() else None)
+    return env_conf() or (DEFAULT_CONF if Path(DEFAULT_CONF).is_file() else None)
 
 
 def shell_command(argv: Sequence[str], slurm_conf: str = DEFAULT_CONF) -> str:

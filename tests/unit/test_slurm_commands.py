@@ -153,8 +153,9 @@ def test_conf_env_and_shell_command_quote_every_item():
 def test_local_conf_rule(monkeypatch, tmp_path):
     monkeypatch.setenv("SLURM_CONF", "/env/slurm.conf")
     assert commands.local_conf("/given/slurm.conf") == "/given/slurm.conf"
-    assert commands.local_conf() == "/env/slurm.conf"
+    assert commands.local_conf() == "/env/slurm.conf" == commands.env_conf()
     monkeypatch.delenv("SLURM_CONF")
+    assert commands.env_conf() is None
     monkeypatch.setattr(commands, "DEFAULT_CONF", str(tmp_path / "slurm.conf"))
     assert commands.local_conf() is None  # no file: None, never a guess
     (tmp_path / "slurm.conf").write_text("ClusterName=c\n")
