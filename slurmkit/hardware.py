@@ -32,6 +32,7 @@ from slurmkit import hostlist
 from slurmkit.cluster import Cluster, NodeGroup
 from slurmkit.errors import ConfigError, Problem, SlurmkitError
 from slurmkit.facts import NodeFacts, facts_from_outputs
+from slurmkit.paths import StateDir
 from slurmkit.topology import TopologyFinding, gres_records, nccl_env, node_topology
 
 # ---------------------------------------------------------------- the record render uses
@@ -85,13 +86,14 @@ def declared_hardware(name: str, group: NodeGroup) -> Hardware | None:
 
 
 def facts_dir(cluster_file: Path) -> Path:
-    return Path(cluster_file).expanduser().resolve().parent / ".slurmkit" / "facts"
+    """The facts cache of a cluster file: ``.slurmkit/facts/`` beside it (see :class:`slurmkit.paths.StateDir`)."""
+    return StateDir.of(cluster_file).facts_dir
 
 
 def read_facts(cluster_file: Path, host: str) -> dict[str, Any] | None:
     """The cached record of ``host``; None when it has none. A file that is not a record (cut short, edited by
     hand) is a ConfigError naming it."""
-    p = facts_dir(cluster_file) / f"{host}.json"
+    p = StateDir.of(cluster_file).facts_file(host)
     try:
         record = json.loads(p.read_text())
     except FileNotFoundError:
@@ -108,9 +110,8 @@ def read_facts(cluster_file: Path, host: str) -> dict[str, Any] | None:
 
 def write_facts(cluster_file: Path, host: str, record: dict[str, Any]) -> Path:
     """Write one host's record atomically (temp file + rename); returns its path."""
-    d = facts_dir(cluster_file)
-    d.mkdir(parents=True, exist_ok=True)
-    p = d / f"{host}.json"
+    p = StateDir.of(cluster_file).facts_file(host)
+    p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp")
     tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
     os.replace(tmp, p)
