@@ -636,7 +636,7 @@ def write_report(path: str | os.PathLike) -> Path:
 
 def build_report(path: str | os.PathLike) -> Report:
     """:func:`write_report`, returning the plots and the text summary as well."""
-    import jinja2
+    from slurmkit.resources import jinja_env
 
     root = Path(path)
     runs = [load_run(p) for p in find_runs(root)]
@@ -678,7 +678,7 @@ def build_report(path: str | os.PathLike) -> Report:
                 "data": base64.b64encode(p.read_bytes()).decode("ascii")} for k, p in plots.items()]
     rel = os.path.relpath(latest.path, root)
     logs = [dict(log, href=os.path.normpath(os.path.join(rel, log["file"]))) for log in meta.get("logs") or []]
-    env = jinja2.Environment(autoescape=True)
+    env = jinja_env(autoescape=True, strict=False)  # HTML: names from logs escaped
     tables = _tables(runs if several else [latest], root)
     for t in tables:
         t["title"] = _markup(t["title"])
