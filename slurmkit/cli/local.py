@@ -42,7 +42,17 @@ def local() -> None:
     "declared as gres; no real GPU, no CUDA. Jobs get CUDA_VISIBLE_DEVICES and device cgroups as on a GPU server.",
 )
 @click.option("--gpu-type", default="h100", show_default=True, help="GPU type name for the simulated GPUs (gres gpu:TYPE:G).")
-def up(computes: int, heads: int, name: str, cluster_file: Path | None, gpus_per_node: int, gpu_type: str) -> None:
+@click.option(
+    "--image",
+    default=None,
+    metavar="NAME",
+    help="Nodes that are machines: each boots its own root filesystem (an overlay over OS image NAME: debian-12, "
+    "debian-13, debian-sid; built first if missing or stale, see `local images`), with systemd as PID 1, its own "
+    "/etc, dpkg database and packages; only the shared dir is common. No Slurm installed. Default: light mode "
+    "(nodes share this machine's filesystem).",
+)
+def up(computes: int, heads: int, name: str, cluster_file: Path | None, gpus_per_node: int, gpu_type: str,
+       image: str | None) -> None:
     """Create the hosts, start their sshd and write the cluster file.
 
     A failed `up` removes what it made; `local down` removes the cluster file too. The key pair,
@@ -52,7 +62,8 @@ def up(computes: int, heads: int, name: str, cluster_file: Path | None, gpus_per
     """
     from slurmkit.local import cluster as lc
 
-    plan = lc.build_plan(name, computes, heads, gpus_per_node=gpus_per_node, gpu_type=gpu_type)
+    plan = lc.build_plan(name, computes, heads, gpus_per_node=gpus_per_node, gpu_type=gpu_type, image=image,
+                         log_stream=lambda m: click.echo(m, err=True))
     path = cluster_file or Path(".slurmkit") / "local" / name / "cluster.yaml"
     timings = lc.up(plan, path)
     _print_hosts(plan, None)
@@ -62,6 +73,7 @@ def up(computes: int, heads: int, name: str, cluster_file: Path | None, gpus_per
         f"\nLocal cluster {name!r} is up: {len(plan.heads)} head(s), {len(plan.computes)} compute node(s) "
         f"in {timings.total:.1f} s"
         + (f", {gpus_per_node} simulated {gpu_type} GPU(s) per compute node" if gpus_per_node else "")
+        + (f", image {image} ({'systemd as PID 1' if plan.boot else 'sshd in a chroot'})" if image else "")
         + "."
     )
     click.echo(f"  cluster file  {path.absolute()}")
@@ -91,6 +103,56 @@ def down(name: str) -> None:
         click.echo(f"Local cluster {name!r} removed: " + "; ".join(removed))
     else:
         click.echo(f"Local cluster {name!r}: nothing to remove.")
+
+
+@local.group("images", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def images(ctx: click.Context, as_json: bool) -> None:
+    """OS images for `local up --image NAME`: which are built, where, size, age, what each holds.
+
+    \b
+    An image is a Debian root filesystem made once with `debootstrap --variant=minbase` from this machine's
+    Debian archive, plus what a rented node always has (openssh-server, systemd, iproute2, procps, python3,
+    sudo, ca-certificates); no Slurm and no munge (bootstrap installs them). Cached in
+    /var/cache/slurmkit/images/NAME; rebuilt when its recipe changed or it is older than 30 days.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from slurmkit.local import images as li
+
+    found = li.list_images()
+    if as_json:
+        click.echo(json.dumps([i.to_dict() for i in found], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"local images  ({li.CACHE_ROOT})")
+    for col in ("image", "suite", "built", "size", "age", "holds", "slurm in its archive", "nodes boot", "path"):
+        table.add_column(col)
+    for i in found:
+        built = "yes" if i.built and not i.stale else ("stale: " + i.stale if i.built else "no")
+        size = f"{i.size_bytes / 2**20:.0f} MiB" if i.size_bytes else "-"
+        age = f"{i.age_days:.1f} d" if i.age_days is not None else "-"
+        table.add_row(i.name, i.suite, built, size, age, i.os_release or f"Debian {i.release}",
+                      i.slurm_candidate or "-", "systemd (nspawn)" if i.boot else "sshd (chroot)", i.path)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    console.print(table)
+
+
+@images.command("build")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Rebuild even when the cached image is fresh.")
+def images_build(name: str, force: bool) -> None:
+    """Build image NAME (debian-12, debian-13, debian-sid) unless a fresh one is cached."""
+    from slurmkit.local import images as li
+
+    i = li.build(name, force=force, log_stream=lambda m: click.echo(m, err=True))
+    click.echo(f"image {i.name}: {i.os_release}, {(i.size_bytes or 0) / 2**20:.0f} MiB in {i.path}"
+               + (f", built in {i.build_seconds:.0f} s" if i.build_seconds else ""))
 
 
 @local.command("status")

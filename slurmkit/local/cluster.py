@@ -138,6 +138,9 @@ class Plan:
     state_dir: str
     gpus_per_node: int = 0
     gpu_type: str = "h100"
+    image: str | None = None  # None: light mode (nodes share the machine's filesystem); else an OS image's name
+    image_root: str | None = None  # the image's root filesystem: every node's overlay lower layer
+    boot: bool = False  # image mode: systemd as PID 1 in each node (systemd-nspawn); False: sshd in a chroot
 
     @property
     def nodes(self) -> tuple[NodePlan, ...]:
@@ -198,6 +201,10 @@ class Plan:
     def node_dir(self, name: str) -> Path:
         return self.state_path / "nodes" / name
 
+    def node_root(self, name: str) -> Path:
+        """Image mode: where the node's root filesystem (its overlay) is mounted, in its holder's namespace."""
+        return self.node_dir(name) / "root"
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -256,6 +263,9 @@ def make_plan(
     state_root: Path = STATE_ROOT,
     gpus_per_node: int = 0,
     gpu_type: str = "h100",
+    image: str | None = None,
+    image_root: str | None = None,
+    boot: bool = False,
 ) -> Plan:
     """Decide names, addresses and interfaces of every host. Pure: ``taken`` is the machine's routes."""
     validate_name(name)
@@ -294,6 +304,9 @@ def make_plan(
         state_dir=str(state_root / name),
         gpus_per_node=gpus_per_node,
         gpu_type=gpu_type,
+        image=image,
+        image_root=image_root if image else None,
+        boot=boot if image else False,
     )
 
 
@@ -358,8 +371,10 @@ def sshd_config(plan: Plan, node: NodePlan) -> str:
     node_dir = plan.node_dir(node.name)
     lines = [f"# slurmkit local cluster {plan.name}: sshd of {node.name}", "Port 22"]
     lines += [f"ListenAddress {a}" for a in node.addresses]
+    # An image node's own /etc holds its host key; a light node's /etc/ssh is the machine's.
+    host_key = "/etc/ssh/ssh_host_ed25519_key" if plan.image else node_dir / "ssh" / "ssh_host_ed25519_key"
     lines += [
-        f"HostKey {node_dir / 'ssh' / 'ssh_host_ed25519_key'}",
+        f"HostKey {host_key}",
         "PidFile /run/sshd.pid",  # /run is the node's own (see node_mounts)
         "AuthorizedKeysFile .ssh/authorized_keys",  # ~ is the node's own /root overlay
         "UsePAM no",
@@ -384,6 +399,8 @@ def node_mounts(plan: Plan, node: NodePlan) -> list[Mount]:
     .bashrc and .ssh on top. /run comes last: everything before it may still read the machine's /run.
     """
     d = plan.node_dir(node.name)
+    if plan.image:
+        return image_node_mounts(plan, node)
     binds = [
         ("etc/hostname", "/etc/hostname"),
         ("etc/hosts", "/etc/hosts"),
@@ -402,6 +419,34 @@ def node_mounts(plan: Plan, node: NodePlan) -> list[Mount]:
     mounts.append(Mount("/run", str(d / "run")))
     return mounts
 
+
+def image_node_mounts(plan: Plan, node: NodePlan) -> list[Mount]:
+    """An image node's mounts, made in its holder's mount namespace: its root filesystem, an overlay whose lower
+    layer is the image (shared, read-only) and whose upper layer is the node's own (``upper/``, in the cluster's
+    state dir: gone with ``local down``). Booted nodes get the rest from systemd-nspawn; a chroot node also gets
+    /proc, /sys and /dev of the machine, its own /run, and the shared directory at the same path."""
+    d = plan.node_dir(node.name)
+    root = plan.node_root(node.name)
+    mounts = [Mount(str(root), f"lowerdir={plan.image_root},upperdir={d / 'upper'},workdir={d / 'work'}", "overlay")]
+    if plan.boot:
+        # The holder stays in the machine's root: its /etc/hostname names the node, which is how `down` finds
+        # it (and what it holds) once the container is gone.
+        mounts.append(Mount("/etc/hostname", str(d / "upper" / "etc" / "hostname")))
+    else:
+        mounts += [
+            Mount(f"{root}/proc", "proc", "proc"),
+            Mount(f"{root}/sys", "/sys", "rbind"),
+            Mount(f"{root}/dev", "/dev", "rbind"),
+            Mount(f"{root}/run", str(d / "run")),
+            Mount(f"{root}{plan.shared_dir}", str(plan.shared_dir)),
+        ]
+    return mounts
+
+
+# Directories of an image node (relative to its node dir).
+IMAGE_NODE_DIRS: list[tuple[str, int]] = [
+    ("upper", 0o755), ("work", 0o700), ("root", 0o755), ("run", 0o755), ("run/sshd", 0o755), ("ssh", 0o700),
+]
 
 # Directories of a node (relative to its node dir): mode and owner ("root", "slurm" or "munge").
 NODE_DIRS: list[tuple[str, int, str]] = [
@@ -444,6 +489,7 @@ class State:
 
     plan: Plan
     holders: dict[str, int] = field(default_factory=dict)
+    booted: dict[str, int] = field(default_factory=dict)  # image nodes booted by systemd-nspawn: node -> its PID
     cluster_file: str | None = None
     created_dirs: list[str] = field(default_factory=list)  # parents of the cluster file made by up
 
@@ -453,6 +499,7 @@ class State:
         data = {
             "plan": self.plan.to_dict(),
             "holders": self.holders,
+            "booted": self.booted,
             "cluster_file": self.cluster_file,
             "created_dirs": self.created_dirs,
         }
@@ -471,6 +518,7 @@ class State:
         return cls(
             plan=Plan.from_dict(data["plan"]),
             holders={k: int(v) for k, v in data.get("holders", {}).items()},
+            booted={k: int(v) for k, v in data.get("booted", {}).items()},
             cluster_file=data.get("cluster_file"),
             created_dirs=list(data.get("created_dirs", [])),
         )
@@ -488,12 +536,22 @@ class Timings:
 
 
 def build_plan(
-    name: str, computes: int, heads: int, gpus_per_node: int = 0, gpu_type: str = "h100"
+    name: str, computes: int, heads: int, gpus_per_node: int = 0, gpu_type: str = "h100",
+    image: str | None = None, log_stream=None,
 ) -> Plan:
-    """Probe the machine (routes, ``slurmd -C``) and make the plan."""
-    from slurmkit.local import netns
+    """Probe the machine (routes, ``slurmd -C``) and make the plan. With ``image``, the image is built first
+    when it is missing or stale (and systemd-nspawn installed where its nodes boot)."""
+    from slurmkit.local import images, netns
 
     netns.preflight()
+    image_root, boot = None, False
+    if image:
+        spec = images.spec(image)
+        validate_name(name)
+        images.ensure(image, log_stream=log_stream)
+        image_root, boot = str(images.root_dir(image)), spec.boot
+        if boot:
+            images.ensure_tools({"systemd-nspawn": "systemd-container"})
     return make_plan(
         name,
         computes,
@@ -502,6 +560,9 @@ def build_plan(
         taken=netns.routes(),
         gpus_per_node=gpus_per_node,
         gpu_type=gpu_type,
+        image=image,
+        image_root=image_root,
+        boot=boot,
     )
 
 
@@ -534,8 +595,9 @@ def up(plan: Plan, cluster_file: Path) -> Timings:
     try:
         _write_node_files(plan)
         lap("files+keys")
+        chroots = {n.name: str(plan.node_root(n.name)) for n in plan.nodes} if plan.image and not plan.boot else None
         state.holders = netns.start_holders(
-            {n.name: n.name for n in plan.nodes}, {n.name: node_mounts(plan, n) for n in plan.nodes}
+            {n.name: n.name for n in plan.nodes}, {n.name: node_mounts(plan, n) for n in plan.nodes}, chroots
         )
         state.save()
         lap("holders")
@@ -550,14 +612,29 @@ def up(plan: Plan, cluster_file: Path) -> Timings:
         lap("network")
         if plan.gpus_per_node:
             netns.make_char_devices(plan.gpu_dir, GPU_MAJOR, plan.gpus_per_node)
-        netns.start_sshds(
-            {
-                n.name: (state.holders[n.name], plan.node_dir(n.name) / "ssh" / "sshd_config",
-                         plan.node_dir(n.name) / "run" / "sshd.pid", plan.node_dir(n.name) / "ssh" / "sshd.log")
-                for n in plan.nodes
-            }
-        )
-        lap("sshd")
+        if plan.image and plan.boot:
+            state.booted = netns.boot_nodes(
+                {n.name: (state.holders[n.name], plan.node_root(n.name), [str(plan.shared_dir)],
+                          plan.node_dir(n.name) / "nspawn.log") for n in plan.nodes}
+            )
+            state.save()
+            netns.wait_listening(
+                {n.name: (state.holders[n.name], state.booted[n.name], plan.node_dir(n.name) / "nspawn.log")
+                 for n in plan.nodes}
+            )
+            lap("boot")
+        elif plan.image:
+            netns.start_chroot_sshds({n.name: (state.holders[n.name], plan.node_dir(n.name) / "run") for n in plan.nodes})
+            lap("sshd")
+        else:
+            netns.start_sshds(
+                {
+                    n.name: (state.holders[n.name], plan.node_dir(n.name) / "ssh" / "sshd_config",
+                             plan.node_dir(n.name) / "run" / "sshd.pid", plan.node_dir(n.name) / "ssh" / "sshd.log")
+                    for n in plan.nodes
+                }
+            )
+            lap("sshd")
         cluster_file = cluster_file.absolute()
         state.created_dirs = _missing_parents(cluster_file)
         state.cluster_file = str(cluster_file)
@@ -612,7 +689,8 @@ def _write_node_files(plan: Plan) -> None:
     keys = {plan.key_path: f"slurmkit-local-{plan.name}"}
     for node in plan.nodes:
         node_dir = plan.node_dir(node.name)
-        for rel, mode, owner in NODE_DIRS:
+        dirs = [(rel, mode, "root") for rel, mode in IMAGE_NODE_DIRS] if plan.image else NODE_DIRS
+        for rel, mode, owner in dirs:
             p = node_dir / rel
             p.mkdir(parents=True, exist_ok=True)
             os.chmod(p, mode)
@@ -632,6 +710,10 @@ def _write_node_files(plan: Plan) -> None:
     hosts = hosts_file(plan)
     slurm_etc = Path("/etc/slurm")
     private_key = plan.key_path.read_bytes()
+    if plan.image:
+        for node in plan.nodes:
+            _write_image_node_files(plan, node, hosts, kh, pub, private_key)
+        return
     for node in plan.nodes:
         d = plan.node_dir(node.name)
         (d / "etc" / "hostname").write_text(node.name + "\n")
@@ -657,6 +739,37 @@ def _write_node_files(plan: Plan) -> None:
             os.chmod(ssh / f, 0o600)
 
 
+def _write_image_node_files(plan: Plan, node: NodePlan, hosts: str, kh: str, pub: str, private_key: bytes) -> None:
+    """An image node's own files, written into its overlay's upper layer before it is mounted: what it has on
+    top of the image (hostname, hosts, resolver, sshd config and host key, root's keys and .bashrc) and the
+    mount point of the shared directory."""
+    d = plan.node_dir(node.name)
+    upper = d / "upper"
+    etc = upper / "etc"
+    (etc / "ssh").mkdir(parents=True)
+    (etc / "hostname").write_text(node.name + "\n")
+    (etc / "hosts").write_text(hosts)
+    (etc / "resolv.conf").write_text(RESOLV_CONF)
+    (etc / "ssh" / "sshd_config").write_text(sshd_config(plan, node))
+    for suffix, mode in (("", 0o600), (".pub", 0o644)):
+        key = etc / "ssh" / f"ssh_host_ed25519_key{suffix}"
+        shutil.copyfile(d / "ssh" / f"ssh_host_ed25519_key{suffix}", key)
+        os.chmod(key, mode)
+    home = upper / "root"
+    home.mkdir(mode=0o700)
+    os.chmod(home, 0o700)
+    (home / ".bashrc").write_text(BASHRC)
+    ssh = home / ".ssh"
+    ssh.mkdir(mode=0o700)
+    (ssh / "authorized_keys").write_text(pub)
+    (ssh / "known_hosts").write_text(kh)
+    (ssh / "id_ed25519.pub").write_text(pub)
+    (ssh / "id_ed25519").write_bytes(private_key)
+    for f in ("authorized_keys", "id_ed25519"):
+        os.chmod(ssh / f, 0o600)
+    (upper / plan.shared_dir.relative_to("/")).mkdir(parents=True)
+
+
 def down(name: str, state: State | None = None, state_root: Path = STATE_ROOT) -> list[str]:
     """Remove everything of local cluster ``name``; idempotent. Returns what was removed, for the CLI to print."""
     from slurmkit.local import netns
@@ -669,6 +782,8 @@ def down(name: str, state: State | None = None, state_root: Path = STATE_ROOT) -
     removed: list[str] = []
 
     node_re = re.compile(rf"{re.escape(name)}-(head|node)-\d+")
+    if state and state.booted:
+        netns.stop_booted(state.booted.values())  # a clean poweroff of each container first
     killed = netns.kill_node_processes(node_re)
     if killed:
         removed.append(f"{killed} process(es)")
@@ -683,6 +798,8 @@ def down(name: str, state: State | None = None, state_root: Path = STATE_ROOT) -
     cgroups = netns.remove_cgroups(node_re)
     if cgroups:
         removed.append(f"{len(cgroups)} cgroup dir(s)")
+    if plan and plan.boot:
+        removed += netns.remove_nspawn_leftovers(n.name for n in plan.nodes)
     if state and state.cluster_file:
         cf = Path(state.cluster_file)
         if cf.is_file():

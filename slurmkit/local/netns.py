@@ -196,12 +196,16 @@ MountCall = tuple[str, str, "str | None", int, "str | None"]  # mount(2)'s sourc
 
 def mount_calls(mounts: list[Mount]) -> list[MountCall]:
     """The mount(2) calls (source, target, fstype, flags, data) that make a node's mounts, in order: first every
-    mount made private (``unshare --propagation private``), then a bind (``mount --bind``) or an overlay each.
-    Pure."""
+    mount made private (``unshare --propagation private``), then a bind (``mount --bind``), a recursive bind
+    (``--rbind``), a proc or an overlay each. Pure."""
     calls: list[MountCall] = [("none", "/", None, _MS_REC | _MS_PRIVATE, None)]
     for m in mounts:
         if m.kind == "overlay":
             calls.append(("overlay", m.target, "overlay", 0, m.source))
+        elif m.kind == "proc":
+            calls.append(("proc", m.target, "proc", 0, None))
+        elif m.kind == "rbind":
+            calls.append((m.source, m.target, None, _MS_BIND | _MS_REC, None))
         else:
             calls.append((m.source, m.target, None, _MS_BIND, None))
     return calls
@@ -267,11 +271,12 @@ def _join_cgroups(directories: list[str]) -> None:
 
 
 def _holder(libc, hostname: str, calls: list[MountCall], sleep: str, report: int,
-            cgroups: list[str]) -> None:
+            cgroups: list[str], chroot: str | None = None) -> None:
     """In a child forked for one node: leave this session, fork the holder (so that it is nobody's child once
     this one exits), give it new network, UTS and mount namespaces, its hostname and mounts, write
-    "ready PID" (or "error ...") to ``report`` and become ``sleep infinity``. It first moves into the node's own
-    cgroups (``cgroups``: their paths), so that all the node runs is there. Never returns."""
+    "ready PID" (or "error ...") to ``report`` and become ``sleep infinity`` (chrooted in ``chroot`` first, when
+    given). It first moves into the node's own cgroups (``cgroups``: their paths), so that all the node runs is
+    there. Never returns."""
     import ctypes  # imported by start_holders already
 
     code = 1
@@ -294,6 +299,9 @@ def _holder(libc, hostname: str, calls: list[MountCall], sleep: str, report: int
             check(f"mount {source} on {target}", libc.mount(
                 source.encode(), target.encode(), fstype.encode() if fstype else None, ctypes.c_ulong(flags),
                 data.encode() if data else None))
+        if chroot:  # an image node: its own root filesystem (entered with nsenter --root)
+            os.chroot(chroot)
+            os.chdir("/")
         os.write(report, f"ready {os.getpid()}\n".encode())
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
@@ -309,7 +317,8 @@ def _holder(libc, hostname: str, calls: list[MountCall], sleep: str, report: int
         os._exit(code)
 
 
-def start_holders(hostnames: Mapping[str, str], mounts: Mapping[str, list[Mount]]) -> dict[str, int]:
+def start_holders(hostnames: Mapping[str, str], mounts: Mapping[str, list[Mount]],
+                  chroots: Mapping[str, str] | None = None) -> dict[str, int]:
     """Start one holder per node; node -> holder PID.
 
     A holder is forked from this process and makes its namespaces and mounts with unshare(2) and mount(2)
@@ -333,7 +342,7 @@ def start_holders(hostnames: Mapping[str, str], mounts: Mapping[str, list[Mount]
         child = os.fork()
         if child == 0:
             os.close(read)
-            _holder(libc, hostname, calls, sleep, write, cgroups)
+            _holder(libc, hostname, calls, sleep, write, cgroups, (chroots or {}).get(node))
         os.close(write)
         os.waitpid(child, 0)  # it exits once it has forked the holder
         reports[node] = read
@@ -427,6 +436,142 @@ def start_sshds(nodes: Mapping[str, tuple[int, Path, Path, Path]]) -> None:
         log = nodes[node][3]
         text = log.read_text() if log.exists() else ""
         raise CommandError("sshd", None, "", text or f"no pid file {pidfile} after 10 s", node)
+
+
+def in_node_root(pid: int, argv: list[str]) -> list[str]:
+    """argv that runs inside the chroot image node held by ``pid``: its namespaces and its own root filesystem."""
+    return [_bin("nsenter"), "-t", str(pid), "-n", "-u", "-m", "-r", "-w", *argv]
+
+
+def start_chroot_sshds(nodes: Mapping[str, tuple[int, Path]]) -> None:
+    """Start the image's own sshd in every chroot image node (node -> holder PID, the node's /run as seen from
+    the machine), with the node's /etc/ssh/sshd_config, and wait for each pid file."""
+    _run_many(
+        {node: (in_node_root(pid, in_cgroups(holder_cgroups(pid), ["/usr/sbin/sshd", "-f", "/etc/ssh/sshd_config",
+                                                                     "-E", "/run/sshd.log"])), None)
+         for node, (pid, _) in nodes.items()},
+        what="starting sshd",
+    )
+    _wait_pidfiles({node: (run / "sshd.pid", run / "sshd.log") for node, (_, run) in nodes.items()})
+
+
+def _wait_pidfiles(nodes: Mapping[str, tuple[Path, Path]], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = dict(nodes)
+    while waiting and time.monotonic() < deadline:
+        waiting = {node: p for node, p in waiting.items() if not p[0].exists()}
+        if waiting:
+            time.sleep(0.02)
+    if waiting:
+        failures = {}
+        for node, (pidfile, log) in waiting.items():
+            text = log.read_text() if log.exists() else ""
+            failures[node] = CommandError("sshd", None, "", text or f"no pid file {pidfile} after {timeout:.0f} s", node)
+        raise NodeCommandsFailed("starting sshd", failures)
+
+
+def boot_cgroups(node: str) -> list[str]:
+    """The cgroups a booted node's systemd-nspawn runs in (made here): the node's v1 ones (see holder_cgroups)
+    plus ``slurmkit_<node>`` of the name=systemd and unified hierarchies, where nspawn --keep-unit puts the
+    container's own tree (else it makes ``payload``/``supervisor`` at the machine's hierarchy root)."""
+    found = []
+    if os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.procs")):  # a pure cgroup v2 machine
+        found.append(os.path.join(CGROUP_ROOT, NODE_CGROUP_PREFIX + node))
+    for h in ("systemd", "unified"):
+        if os.path.exists(os.path.join(CGROUP_ROOT, h, "cgroup.procs")):
+            found.append(os.path.join(CGROUP_ROOT, h, NODE_CGROUP_PREFIX + node))
+    for d in found:
+        os.makedirs(d, exist_ok=True)
+    return found
+
+
+NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")
+
+
+def nspawn_argv(root: Path, machine: str, binds: Iterable[str]) -> list[str]:
+    """systemd-nspawn booting ``root`` with systemd as PID 1, in the network namespace it is started in (the
+    node's: no --private-network), registered nowhere (no systemd/dbus on the machine), its console to its log.
+    Pure."""
+    argv = [_bin("systemd-nspawn"), "--quiet", "-D", str(root), "--boot", "--register=no", "--keep-unit",
+            f"--machine={machine}", "--resolv-conf=off", "--timezone=off", "--link-journal=no", "--console=passive"]
+    argv += [f"--bind={b}" for b in binds]
+    return argv
+
+
+def boot_nodes(nodes: Mapping[str, tuple[int, Path, list[str], Path]]) -> dict[str, int]:
+    """Boot every image node (node -> holder PID, root filesystem, directories bound in, log file): one
+    systemd-nspawn each, in the node's network and mount namespaces and cgroups, detached; node -> nspawn PID."""
+    pids = {}
+    for node, (holder, root, binds, log) in nodes.items():
+        cgroups = holder_cgroups(holder) + boot_cgroups(node)
+        argv = in_cgroups(cgroups, [_bin("nsenter"), "-t", str(holder), "-n", "-m", *nspawn_argv(root, node, binds)])
+        with open(log, "w") as out:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        pids[node] = proc.pid
+    return pids
+
+
+def listening(pid: int, port: int) -> bool:
+    """Whether something listens on TCP ``port`` in the network namespace of ``pid`` (its /proc/PID/net/tcp)."""
+    text = _read(f"/proc/{pid}/net/tcp") or ""
+    return any(f":{port:04X}" == line.split()[1][-5:] and line.split()[3] == "0A"
+               for line in text.splitlines()[1:] if len(line.split()) > 3)
+
+
+def wait_listening(nodes: Mapping[str, tuple[int, int, Path]], port: int = 22, timeout: float = 120) -> None:
+    """Wait until sshd listens in every booted node (node -> holder PID, nspawn PID, nspawn log): fail at once
+    for a node whose nspawn exited, naming it with its log; after ``timeout``, every node still waiting."""
+    deadline = time.monotonic() + timeout
+    waiting = dict(nodes)
+    failures: dict[str, CommandError] = {}
+
+    def log_of(path: Path) -> str:
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    while waiting:
+        for node, (holder, nspawn, log) in list(waiting.items()):
+            if listening(holder, port):
+                del waiting[node]
+            elif not _alive(nspawn):
+                failures[node] = CommandError("systemd-nspawn --boot", None, log_of(log), "", node)
+                del waiting[node]
+        if not waiting or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    for node, (_, _, log) in waiting.items():
+        failures[node] = CommandError("systemd-nspawn --boot", None, log_of(log),
+                                      f"sshd not listening on port {port} after {timeout:.0f} s", node)
+    if failures:
+        raise NodeCommandsFailed("booting the image nodes", failures)
+
+
+def stop_booted(pids: Iterable[int], timeout: float = 15) -> None:
+    """Ask each booted node's systemd-nspawn to shut its container down (SIGTERM: a clean poweroff), and wait;
+    what is left is killed with the nodes' other processes."""
+    pids = [p for p in pids if _alive(p)]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = [p for p in pids if _alive(p)]
+        time.sleep(0.05)
+
+
+def remove_nspawn_leftovers(nodes: Iterable[str]) -> list[str]:
+    """The empty directory nspawn leaves per machine under /run/systemd/nspawn/propagate (/run is no tmpfs here)."""
+    removed = []
+    for node in nodes:
+        d = NSPAWN_PROPAGATE / node
+        try:
+            d.rmdir()
+            removed.append(str(d))
+        except OSError:
+            pass
+    return removed
 
 
 def make_char_devices(directory: Path, major: int, count: int) -> None:
@@ -568,7 +713,8 @@ def remove_cgroups(node_name: re.Pattern[str], timeout: float = 3.0) -> list[str
     """Remove ``/sys/fs/cgroup/*/slurm_<node>`` trees left by slurmd (Debian names cgroups after the node) and
     the nodes' own ``slurmkit_<node>`` cgroups, once their processes are gone."""
     removed = []
-    tops = [(top, prefix) for prefix in ("slurm_", NODE_CGROUP_PREFIX) for top in Path(CGROUP_ROOT).glob(f"*/{prefix}*")]
+    tops = [(top, prefix) for prefix in ("slurm_", NODE_CGROUP_PREFIX) for pattern in (f"*/{prefix}*", f"{prefix}*")
+            for top in Path(CGROUP_ROOT).glob(pattern) if top.is_dir()]
     for top, prefix in tops:
         if not node_name.fullmatch(top.name[len(prefix):]):
             continue
