@@ -8,7 +8,8 @@ Severity 1 -- services down or unusable:
     or the first head itself cannot be reached over SSH;
   * no node usable: not one compute node is reachable, runs slurmd, and is in a Slurm state that takes jobs.
 Severity 2 -- severely limited:
-  * a compute node down: Slurm reports it DOWN, FAIL, NOT_RESPONDING (``*``), INVAL or UNKNOWN; or its slurmd
+  * a compute node down: Slurm reports it not ready (``NodeInfo.is_ready``: down, failed, not responding (``*``),
+    refused (INVAL), not registered (UNKNOWN), powering up or down, rebooting); or its slurmd
     is not running (seen on the host itself, so a stopped slurmd counts at once, before Slurm's SlurmdTimeout,
     300 s by default, marks it not responding); or the host is unreachable over SSH;
   * nodes drained: more than one drained node, or any drained node whose reason does not name maintenance;
@@ -24,16 +25,17 @@ No finding: the bundle says so ("no incident").
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass, field
 
 from slurmkit.cluster import Cluster
+from slurmkit.slurm.state import for_maintenance
 
 
 @dataclass
 class Diagnosis:
     """One thing the support bundle found wrong: its severity (1 most severe), a title, the evidence lines that
-    show it, and the hosts it concerns. (Not :class:`slurmkit.topology.Finding`, a note about a node's hardware.)"""
+    show it, and the hosts it concerns. (Not :class:`slurmkit.topology.TopologyFinding`, a note about a node's
+    hardware.)"""
 
     severity: int
     title: str
@@ -62,15 +64,6 @@ class SlurmEvidence:
     controllers: list = field(default_factory=list)
     nodes: list | None = None
     error: str | None = None
-
-
-_BAD_NODE = {"DOWN", "FAIL", "FAILING", "NOT_RESPONDING", "INVAL", "UNKNOWN", "FUTURE", "POWERED_DOWN",
-             "POWERING_DOWN", "REBOOT_REQUESTED", "REBOOT_ISSUED"}
-_MAINT = re.compile(r"maint", re.I)
-
-
-def _words(node) -> set[str]:
-    return {node.state, *node.flags}
 
 
 def classify(cluster: Cluster, slurm: SlurmEvidence, hosts: dict[str, HostEvidence], rendered: dict[str, str],
@@ -111,10 +104,9 @@ def classify(cluster: Cluster, slurm: SlurmEvidence, hosts: dict[str, HostEviden
             why.append("slurmd is not running on the host")
         n = nodes.get(name)
         if n is not None:
-            bad = sorted(_words(n) & _BAD_NODE)
-            if bad:
+            if not n.is_ready:  # what a node state means: slurmkit.slurm.state
                 why.append(f"Slurm reports {n.state_text}" + (f" (reason: {n.reason})" if n.reason else ""))
-            if "DRAIN" in n.flags or n.state in ("DRAIN", "DRAINED", "DRAINING"):
+            if n.is_drained:
                 drained[name] = n
         if why:
             down[name] = why
@@ -130,7 +122,7 @@ def classify(cluster: Cluster, slurm: SlurmEvidence, hosts: dict[str, HostEviden
     only_drained = {n: d for n, d in drained.items() if n not in down}
     if only_drained:
         ev = [f"{n}: {d.state_text} (reason: {d.reason or 'none'})" for n, d in only_drained.items()]
-        if len(drained) == 1 and _MAINT.search(next(iter(drained.values())).reason or ""):
+        if len(drained) == 1 and for_maintenance(next(iter(drained.values()))):
             out.append(Diagnosis(3, "one node drained for maintenance", ev, list(only_drained)))
         else:
             out.append(Diagnosis(2, f"{len(only_drained)} node(s) drained", ev, list(only_drained)))
