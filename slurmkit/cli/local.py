@@ -51,8 +51,10 @@ def local() -> None:
     "/etc, dpkg database and packages; only the shared dir is common. No Slurm installed. Default: light mode "
     "(nodes share this machine's filesystem).",
 )
+@click.option("--no-boot", is_flag=True,
+              help="With --image: no systemd; each node's sshd runs directly in a chroot of its own root filesystem.")
 def up(computes: int, heads: int, name: str, cluster_file: Path | None, gpus_per_node: int, gpu_type: str,
-       image: str | None) -> None:
+       image: str | None, no_boot: bool) -> None:
     """Create the hosts, start their sshd and write the cluster file.
 
     A failed `up` removes what it made; `local down` removes the cluster file too. The key pair,
@@ -63,7 +65,7 @@ def up(computes: int, heads: int, name: str, cluster_file: Path | None, gpus_per
     from slurmkit.local import cluster as lc
 
     plan = lc.build_plan(name, computes, heads, gpus_per_node=gpus_per_node, gpu_type=gpu_type, image=image,
-                         log_stream=lambda m: click.echo(m, err=True))
+                         log_stream=lambda m: click.echo(m, err=True), boot=False if no_boot else None)
     path = cluster_file or Path(".slurmkit") / "local" / name / "cluster.yaml"
     timings = lc.up(plan, path)
     _print_hosts(plan, None)

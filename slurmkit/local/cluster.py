@@ -141,6 +141,7 @@ class Plan:
     image: str | None = None  # None: light mode (nodes share the machine's filesystem); else an OS image's name
     image_root: str | None = None  # the image's root filesystem: every node's overlay lower layer
     boot: bool = False  # image mode: systemd as PID 1 in each node (systemd-nspawn); False: sshd in a chroot
+    unified_cgroup: bool = False  # booted nodes get a cgroup v2 hierarchy (see images.ImageSpec)
 
     @property
     def nodes(self) -> tuple[NodePlan, ...]:
@@ -266,6 +267,7 @@ def make_plan(
     image: str | None = None,
     image_root: str | None = None,
     boot: bool = False,
+    unified_cgroup: bool = False,
 ) -> Plan:
     """Decide names, addresses and interfaces of every host. Pure: ``taken`` is the machine's routes."""
     validate_name(name)
@@ -307,6 +309,7 @@ def make_plan(
         image=image,
         image_root=image_root if image else None,
         boot=boot if image else False,
+        unified_cgroup=unified_cgroup if image and boot else False,
     )
 
 
@@ -537,19 +540,21 @@ class Timings:
 
 def build_plan(
     name: str, computes: int, heads: int, gpus_per_node: int = 0, gpu_type: str = "h100",
-    image: str | None = None, log_stream=None,
+    image: str | None = None, log_stream=None, boot: bool | None = None,
 ) -> Plan:
     """Probe the machine (routes, ``slurmd -C``) and make the plan. With ``image``, the image is built first
-    when it is missing or stale (and systemd-nspawn installed where its nodes boot)."""
+    when it is missing or stale (and systemd-nspawn installed where its nodes boot). ``boot``: systemd as PID 1
+    (None: as the image says; False: sshd started directly in a chroot)."""
     from slurmkit.local import images, netns
 
     netns.preflight()
-    image_root, boot = None, False
+    image_root, unified = None, False
     if image:
         spec = images.spec(image)
         validate_name(name)
         images.ensure(image, log_stream=log_stream)
-        image_root, boot = str(images.root_dir(image)), spec.boot
+        image_root, unified = str(images.root_dir(image)), spec.unified_cgroup
+        boot = spec.boot if boot is None else boot
         if boot:
             images.ensure_tools({"systemd-nspawn": "systemd-container"})
     return make_plan(
@@ -562,7 +567,8 @@ def build_plan(
         gpu_type=gpu_type,
         image=image,
         image_root=image_root,
-        boot=boot,
+        boot=bool(boot),
+        unified_cgroup=unified,
     )
 
 
@@ -615,7 +621,8 @@ def up(plan: Plan, cluster_file: Path) -> Timings:
         if plan.image and plan.boot:
             state.booted = netns.boot_nodes(
                 {n.name: (state.holders[n.name], plan.node_root(n.name), [str(plan.shared_dir)],
-                          plan.node_dir(n.name) / "nspawn.log") for n in plan.nodes}
+                          plan.node_dir(n.name) / "nspawn.log") for n in plan.nodes},
+                unified_cgroup=plan.unified_cgroup,
             )
             state.save()
             netns.wait_listening(

@@ -44,6 +44,9 @@ class ImageSpec:
     suite: str  # the Debian suite debootstrap installs
     release: str  # what /etc/os-release says (VERSION_ID, or the codename where there is none)
     boot: bool  # nodes boot systemd as PID 1 (systemd-nspawn); False: sshd started directly in a chroot
+    # The container gets a cgroup v2 (unified) hierarchy instead of the machine's v1 one: systemd >= 258 refuses
+    # v1 ("Detected unsupported legacy cgroup hierarchy, refusing execution", sid's 262 here).
+    unified_cgroup: bool = False
 
     @property
     def apt_conf(self) -> str:
@@ -56,7 +59,7 @@ class ImageSpec:
 IMAGES: dict[str, ImageSpec] = {
     "debian-12": ImageSpec("debian-12", "bookworm", "12", boot=True),
     "debian-13": ImageSpec("debian-13", "trixie", "13", boot=True),
-    "debian-sid": ImageSpec("debian-sid", "sid", "sid", boot=True),
+    "debian-sid": ImageSpec("debian-sid", "sid", "sid", boot=True, unified_cgroup=True),
 }
 
 

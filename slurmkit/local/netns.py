@@ -498,18 +498,25 @@ def nspawn_argv(root: Path, machine: str, binds: Iterable[str]) -> list[str]:
     return argv
 
 
-def boot_nodes(nodes: Mapping[str, tuple[int, Path, list[str], Path]]) -> dict[str, int]:
+def boot_nodes(nodes: Mapping[str, tuple[int, Path, list[str], Path]], unified_cgroup: bool = False) -> dict[str, int]:
     """Boot every image node (node -> holder PID, root filesystem, directories bound in, log file): one
-    systemd-nspawn each, in the node's network and mount namespaces and cgroups, detached; node -> nspawn PID."""
+    systemd-nspawn each, in the node's network and mount namespaces and cgroups, detached; node -> nspawn PID.
+    ``unified_cgroup``: give the containers a cgroup v2 hierarchy (nspawn's SYSTEMD_NSPAWN_UNIFIED_HIERARCHY)."""
+    env = {**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1" if unified_cgroup else "0"}
     pids = {}
     for node, (holder, root, binds, log) in nodes.items():
         cgroups = holder_cgroups(holder) + boot_cgroups(node)
         argv = in_cgroups(cgroups, [_bin("nsenter"), "-t", str(holder), "-n", "-m", *nspawn_argv(root, node, binds)])
         with open(log, "w") as out:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+                                    start_new_session=True, env=env)
         pids[node] = proc.pid
     return pids
+
+
+def _strip_ansi(text: str) -> str:
+    """A console log without its terminal escape sequences (systemd colours its messages)."""
+    return re.sub(r"\x1b(\[[0-9;?!]*[A-Za-z]|\][^\x1b]*\x1b\\|[78])", "", text)
 
 
 def listening(pid: int, port: int) -> bool:
@@ -534,7 +541,8 @@ def wait_listening(nodes: Mapping[str, tuple[int, int, Path]], port: int = 22, t
             if listening(holder, port):
                 del waiting[node]
             elif not _alive(nspawn):
-                failures[node] = CommandError("systemd-nspawn --boot", None, log_of(log), "", node)
+                failures[node] = CommandError("systemd-nspawn --boot", None, "",
+                                              _strip_ansi(log_of(log)) or f"exited; empty log {log}", node)
                 del waiting[node]
         if not waiting or time.monotonic() > deadline:
             break

@@ -148,3 +148,13 @@ def test_nspawn_boots_in_the_nodes_network_registered_nowhere():
         assert flag in argv
     assert not any(a.startswith(("--private-network", "--network-")) for a in argv)
     assert argv[argv.index("-D") + 1] == "/x/root"
+
+
+def test_sid_boots_with_a_unified_cgroup_hierarchy_the_others_with_the_machines():
+    # sid's systemd (262 here) refuses cgroup v1: "Detected unsupported legacy cgroup hierarchy, refusing execution"
+    assert [n for n, i in li.IMAGES.items() if i.unified_cgroup] == ["debian-sid"]
+    assert all(i.boot for i in li.IMAGES.values())
+    p = make_plan("demo", 1, 1, HW, [], image="debian-sid", image_root=ROOT, boot=True, unified_cgroup=True)
+    assert p.unified_cgroup and Plan.from_dict(p.to_dict()) == p
+    assert not make_plan("demo", 1, 1, HW, [], image="debian-sid", image_root=ROOT, boot=False,
+                         unified_cgroup=True).unified_cgroup
