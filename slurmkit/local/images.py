@@ -332,9 +332,9 @@ def build(name: str, cache_root: Path | None = None, force: bool = False, log_st
         free = shutil.disk_usage(cache).free
         if free < 2 * 1024**3:
             raise LocalClusterError(f"image build: {free // 2**20} MiB free under {cache}; an image needs ~1 GiB")
+        for left in cache.glob(f".{name}.build-*"):  # a build killed midway (this one holds the lock)
+            shutil.rmtree(left, ignore_errors=True)
         tmp = cache / f".{name}.build-{os.getpid()}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
         tmp.mkdir()
         t0 = time.time()
         log_path = cache / f"{name}.build.log"
@@ -350,17 +350,40 @@ def build(name: str, cache_root: Path | None = None, force: bool = False, log_st
                 }
                 (tmp / "image.json").write_text(json.dumps(meta, indent=2) + "\n")
                 final = image_dir(name, cache)
-                old = None
                 if final.exists():
-                    old = cache / f".{name}.old-{os.getpid()}"
-                    final.rename(old)
+                    final.rename(cache / f".{name}.old-{time.time_ns()}")
                 tmp.rename(final)
-                if old is not None:
-                    shutil.rmtree(old, ignore_errors=True)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
+        remove_old_roots(name, cache)
         return info(name, cache, mirror)
+
+
+def clusters_using(name: str, state_root: Path | None = None) -> list[str]:
+    """Local clusters (their state.json) whose nodes run on image ``name``."""
+    from slurmkit.local.cluster import STATE_ROOT
+
+    found = []
+    for state in sorted((state_root or STATE_ROOT).glob("*/state.json")):
+        try:
+            if json.loads(state.read_text())["plan"].get("image") == name:
+                found.append(state.parent.name)
+        except (OSError, ValueError, KeyError, AttributeError):
+            continue
+    return found
+
+
+def remove_old_roots(name: str, cache_root: Path | None = None, state_root: Path | None = None) -> list[Path]:
+    """Remove the roots a rebuild replaced (``.NAME.old-*``) once no local cluster runs on image ``name``: a
+    running node's overlay still reads its lower layer from the old directory."""
+    cache = cache_root or CACHE_ROOT
+    old = sorted(cache.glob(f".{name}.old-*"))
+    if not old or clusters_using(name, state_root):
+        return []
+    for d in old:
+        shutil.rmtree(d, ignore_errors=True)
+    return old
 
 
 def ensure(name: str, log_stream=None) -> ImageInfo:

@@ -158,3 +158,80 @@ def test_sid_boots_with_a_unified_cgroup_hierarchy_the_others_with_the_machines(
     assert p.unified_cgroup and Plan.from_dict(p.to_dict()) == p
     assert not make_plan("demo", 1, 1, HW, [], image="debian-sid", image_root=ROOT, boot=False,
                          unified_cgroup=True).unified_cgroup
+
+
+@pytest.fixture
+def fake_builds(tmp_path, monkeypatch):
+    """build() with the machine parts replaced (no root, no debootstrap): what is left is the lock, the temporary
+    directory renamed into place, staleness and the old roots; ``calls`` counts root builds."""
+    import threading
+    import time
+
+    from slurmkit.local import netns
+
+    calls: list[str] = []
+    lock = threading.Lock()
+
+    def build_root(image, mirror, root, log):
+        with lock:
+            calls.append(image.name)
+        time.sleep(0.2)  # long enough for a second caller to arrive while this one builds
+        (root / "etc").mkdir(parents=True)
+        (root / "etc" / "os-release").write_text('PRETTY_NAME="test"\n')
+        return {"os_release": "test", "slurm_candidate": None}
+
+    monkeypatch.setattr(netns, "preflight", lambda binaries=(): None)
+    monkeypatch.setattr(li, "machine_mirror", lambda: "http://mirror.example/debian")
+    monkeypatch.setattr(li, "ensure_tools", lambda binaries: None)
+    monkeypatch.setattr(li, "_build_root", build_root)
+    return tmp_path / "cache", tmp_path / "state", calls
+
+
+def test_two_concurrent_builds_build_once(fake_builds):
+    import threading
+
+    cache, _, calls = fake_builds
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(li.build("debian-13", cache))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["debian-13"]
+    assert all(r.built and r.stale is None for r in results)
+    assert sorted(p.name for p in cache.iterdir()) == ["debian-13", "debian-13.build.log", "debian-13.lock"]
+
+
+def test_a_failed_build_leaves_no_image_and_no_temp_dir(fake_builds, monkeypatch):
+    cache, _, _ = fake_builds
+
+    def broken(image, mirror, root, log):
+        root.mkdir()
+        raise LocalClusterError("debootstrap trixie failed (injected)")
+
+    monkeypatch.setattr(li, "_build_root", broken)
+    with pytest.raises(LocalClusterError, match="injected"):
+        li.build("debian-13", cache)
+    assert not li.info("debian-13", cache, "http://mirror.example/debian").built
+    assert not list(cache.glob(".debian-13.*"))
+
+
+def test_a_stale_image_is_rebuilt_and_its_old_root_kept_while_a_cluster_runs_on_it(fake_builds, monkeypatch):
+    import json
+
+    cache, state, calls = fake_builds
+    li.build("debian-13", cache)
+    meta = cache / "debian-13" / "image.json"
+    data = json.loads(meta.read_text())
+    meta.write_text(json.dumps({**data, "built_at": data["built_at"] - 31 * 86400}))
+    assert "older than 30 days" in li.info("debian-13", cache, "http://mirror.example/debian").stale
+    (state / "sdx").mkdir(parents=True)
+    (state / "sdx" / "state.json").write_text(json.dumps({"plan": {"image": "debian-13"}}))
+    monkeypatch.setattr("slurmkit.local.cluster.STATE_ROOT", state)
+    li.build("debian-13", cache)
+    assert calls == ["debian-13", "debian-13"]
+    assert li.info("debian-13", cache, "http://mirror.example/debian").stale is None
+    assert len(list(cache.glob(".debian-13.old-*"))) == 1  # sdx's nodes still read it
+    (state / "sdx" / "state.json").unlink()
+    assert len(li.remove_old_roots("debian-13", cache, state)) == 1
+    assert not list(cache.glob(".debian-13.old-*"))
