@@ -913,7 +913,10 @@ def stop_sshd(name: str, node: str, state_root: Path = STATE_ROOT) -> None:
     """Stop one node's sshd (the host becomes unreachable over SSH, as a crashed server would)."""
     from slurmkit.local import netns
 
-    _, d = _node_sshd(name, node, state_root)
+    state, d = _node_sshd(name, node, state_root)
+    if node in state.booted:  # systemd's ssh.service in the node
+        netns.in_container(state.booted[node], ["systemctl", "stop", "ssh.service"])
+        return
     pidfile = d / "run" / "sshd.pid"
     try:
         pid = int(pidfile.read_text().split()[0])
@@ -931,4 +934,11 @@ def start_sshd(name: str, node: str, state_root: Path = STATE_ROOT) -> None:
     from slurmkit.local import netns
 
     state, d = _node_sshd(name, node, state_root)
-    netns.start_sshds({node: (state.holders[node], d / "ssh" / "sshd_config", d / "run" / "sshd.pid", d / "ssh" / "sshd.log")})
+    if node in state.booted:
+        netns.in_container(state.booted[node], ["systemctl", "start", "ssh.service"])
+        netns.wait_listening({node: (state.holders[node], state.booted[node], d / "nspawn.log")}, timeout=30)
+    elif state.plan.image:
+        netns.start_chroot_sshds({node: (state.holders[node], d / "run")})
+    else:
+        netns.start_sshds({node: (state.holders[node], d / "ssh" / "sshd_config", d / "run" / "sshd.pid",
+                                  d / "ssh" / "sshd.log")})

@@ -519,6 +519,14 @@ def _strip_ansi(text: str) -> str:
     return re.sub(r"\x1b(\[[0-9;?!]*[A-Za-z]|\][^\x1b]*\x1b\\|[78])", "", text)
 
 
+def in_container(nspawn: int, argv: list[str]) -> str:
+    """Run ``argv`` in a booted node, in every namespace of its systemd (the child of its systemd-nspawn)."""
+    children = (_read(f"/proc/{nspawn}/task/{nspawn}/children") or "").split()
+    if not children:
+        raise LocalClusterError(f"systemd-nspawn {nspawn} runs no container (the node is not booted)")
+    return _run([_bin("nsenter"), "-t", children[0], "-a", *argv])
+
+
 def listening(pid: int, port: int) -> bool:
     """Whether something listens on TCP ``port`` in the network namespace of ``pid`` (its /proc/PID/net/tcp)."""
     text = _read(f"/proc/{pid}/net/tcp") or ""

@@ -203,3 +203,14 @@ def test_local_images_lists_the_built_image(booted):
     assert img["slurm_candidate"].startswith("24.11")
     assert Path(img["path"], "root", "usr", "sbin", "sshd").exists()
     assert not list(Path(img["path"], "root", "usr", "sbin").glob("slurm*"))
+
+
+def test_stop_and_start_sshd_of_a_booted_node(booted):
+    """What the crash tests do to a node (its sshd stops: unreachable over SSH), through systemd here."""
+    node = booted.plan.computes[1]
+    lc.stop_sshd(booted.name, node.name)
+    try:
+        assert booted.ssh(node, "true").returncode == 255
+    finally:
+        lc.start_sshd(booted.name, node.name)
+    assert booted.run(node, "hostname").strip() == node.name
