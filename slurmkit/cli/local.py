@@ -18,6 +18,11 @@ def local() -> None:
     Heads sit on a management bridge the machine reaches; computes only on a private bridge shared with
     the heads (reach them through the first head, as on a Lambda 1-Click Cluster). No Slurm is installed
     or started: run `slurmkit -c CLUSTER_FILE bootstrap` next. Needs root on Linux.
+
+    \b
+    With `local up --image NAME` (see `local images`) the nodes are machines: each boots its own Debian root
+    filesystem (an overlay over the image) with systemd as PID 1, its own /etc, dpkg database and packages;
+    only the shared dir is common. Without --image (the light mode) nodes share this machine's filesystem.
     """
 
 
@@ -172,6 +177,8 @@ def status(name: str, as_json: bool) -> None:
             "private_subnet": plan.private_subnet,
             "state_dir": plan.state_dir,
             "shared_dir": str(plan.shared_dir),
+            "image": plan.image,
+            "boot": plan.boot,
             "hosts": [h.to_dict() for h in hosts],
         }
         click.echo(json.dumps(data, indent=2))

@@ -12,6 +12,13 @@ Layout on the machine, for a cluster NAME with H heads and N computes:
   one directory per node whose subdirectories are bind-mounted over the node's /etc/slurm, /run, ... so that
   Slurm's and munge's default paths are private to each node; ``shared/`` is the same directory on every node.
 
+With an OS image (``local up --image NAME``, see ``slurmkit.local.images``) a node is a machine: its holder mounts
+an overlay whose lower layer is the image's root and whose upper layer is the node's own (``nodes/N/upper``), and
+``systemd-nspawn --boot`` starts systemd as PID 1 on it in the node's network namespace and cgroups (measured:
+nspawn joins the existing per-cluster bridges and veths as is, no --private-network needed); its systemd starts
+the image's sshd with the node's config. ``--no-boot``: the holder chroots into that root and the image's sshd
+is started directly. Either way only ``shared/`` is common to all nodes.
+
 Only ``slurmkit.local.netns`` touches namespaces, links, mounts and devices; this module decides what they are.
 """
 
