@@ -214,3 +214,27 @@ def test_stop_and_start_sshd_of_a_booted_node(booted):
     finally:
         lc.start_sshd(booted.name, node.name)
     assert booted.run(node, "hostname").strip() == node.name
+
+
+def test_a_node_that_fails_to_boot_is_named_with_its_log_and_up_cleans_up(tmp_path, monkeypatch):
+    """A real systemd-nspawn failure (an option it rejects, on one node only): every failed node is named with
+    nspawn's own message, and what up made (holders, links, the nodes that did boot, cgroups) is removed."""
+    name = "sd" + secrets.token_hex(3)
+    plan = lc.build_plan(name, 2, 1, image="debian-13")
+    bad = plan.computes[1].name
+    real = netns.nspawn_argv
+
+    def argv(root, machine, binds):
+        return real(root, machine, binds) + (["--capability=CAP_SLURMKIT_BOGUS"] if machine == bad else [])
+
+    monkeypatch.setattr(netns, "nspawn_argv", argv)
+    try:
+        with pytest.raises(lc.LocalClusterError) as info:
+            lc.up(plan, tmp_path / "cluster.yaml")
+        err = info.value
+        assert list(err.failures) == [bad], str(err)
+        assert "CAP_SLURMKIT_BOGUS" in str(err), str(err)
+        assert _leftovers(name, plan) == []
+        assert not (tmp_path / "cluster.yaml").exists()
+    finally:
+        lc.down(name)
