@@ -17,8 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from slurmkit import hostlist
 from slurmkit.errors import ConfigError, Problem
-
-SUPPORTED_SLURM = ("22.05", "23.02", "23.11", "24.05", "24.11", "25.05")
+from slurmkit.slurm_versions import DEFAULT as DEFAULT_SLURM, SUPPORTED as SUPPORTED_SLURM
 NAME_RE = r"^[a-z0-9][a-z0-9_-]*$"
 
 
@@ -110,7 +109,9 @@ class Topology(Model):
 
 class Cluster(Model):
     cluster: str = Field(pattern=NAME_RE, max_length=40)
-    slurm_version: str = "22.05"
+    # A pin: the Slurm release the nodes must run (checked against their facts: slurmkit.slurm_versions).
+    # Left out, the nodes decide; read as DEFAULT_SLURM (22.05) by callers that want a value (slurm_pin: None).
+    slurm_version: str = DEFAULT_SLURM
     profile: Literal["real", "local"] = "real"
     ssh: SSH
     heads: Union[Hostlist, HostGroup]
@@ -180,6 +181,11 @@ class Cluster(Model):
             if name in hostlist.expand(g.names):
                 return g
         raise KeyError(name)
+
+    @property
+    def slurm_pin(self) -> str | None:
+        """The ``slurm_version`` the cluster file gives (a pin), None when it gives none."""
+        return self.slurm_version if "slurm_version" in self.model_fields_set else None
 
     def slurm_version_tuple(self) -> tuple[int, int]:
         major, minor = self.slurm_version.split(".")

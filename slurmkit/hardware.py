@@ -33,6 +33,7 @@ from slurmkit.cluster import Cluster, NodeGroup
 from slurmkit.errors import ConfigError, Problem, SlurmkitError
 from slurmkit.facts import NodeFacts, facts_from_outputs
 from slurmkit.paths import StateDir
+from slurmkit.slurm_versions import Target, resolve_target
 from slurmkit.topology import TopologyFinding, gres_records, nccl_env, node_topology
 
 # ---------------------------------------------------------------- the record render uses
@@ -306,27 +307,45 @@ def refuse_contradictions(cluster: Cluster, cluster_file: Path, records: Mapping
         raise ConfigError(str(cluster_file), problems)
 
 
+def slurm_target(cluster: Cluster, cluster_file: Path,
+                 records: Mapping[str, Mapping[str, Any]] | None = None) -> Target:
+    """The Slurm release to render for (see :func:`slurmkit.slurm_versions.resolve_target`): the one every host's
+    cached facts show (installed, else the apt candidate), checked against the cluster file's pin
+    (``slurm_version``); the oldest of a supported upgrade pair; the pin or 22.05 when no facts show any.
+    ``records``: host -> cached record, else every host's is read. ConfigError (source: the cluster file) on a
+    pin the nodes contradict, unsupported or mixed releases."""
+    if records is None:
+        records = cached_records(cluster, cluster_file)
+    return resolve_target(cluster.slurm_pin, {h: node_facts(r) for h, r in records.items()}, cluster.head_names,
+                          str(cluster_file))
+
+
 def hardware_source(cluster: Cluster, cluster_file: Path,
                     records: Mapping[str, Mapping[str, Any]] | None = None) -> HardwareSource:
     """The hardware of each compute node for rendering: declared where its group gives it, else from the host's
     cached facts (None when neither). This is how every command that renders gets its hardware.
 
-    Reads each compute node's cached record once (or takes ``records``, by host, already read by the caller),
-    and first refuses declared hardware that those facts contradict: ConfigError naming the cluster file, one
-    problem per host and key with its path (``nodes[0].cores_per_socket: node-3 has 48, declared 56``), the
-    same as ``slurmkit validate`` and ``render`` print.
+    Reads each host's cached record once (or takes ``records``, by host, already read by the caller), and first
+    refuses declared hardware that those facts contradict: ConfigError naming the cluster file, one problem per
+    host and key with its path (``nodes[0].cores_per_socket: node-3 has 48, declared 56``), the same as
+    ``slurmkit validate`` and ``render`` print. Then resolves the Slurm release from the same facts
+    (:func:`slurm_target`; its errors are ConfigErrors too): the returned source carries it as
+    ``slurm_target``, which :func:`slurmkit.render.render_cluster` renders for.
     """
     if records is None:
-        records = cached_records(cluster, cluster_file, cluster.compute_names)
-    refuse_contradictions(cluster, cluster_file, records)
+        records = cached_records(cluster, cluster_file)
+    compute = set(cluster.compute_names)
+    refuse_contradictions(cluster, cluster_file, {h: r for h, r in records.items() if h in compute})
+    target = slurm_target(cluster, cluster_file, records)
 
     def source(name: str, group: NodeGroup) -> Hardware | None:
         hw = declared_hardware(name, group)
         if hw is not None:
             return hw
         record = records.get(name)
-        return None if record is None else hardware_from_facts(record, group, cluster.slurm_version)
+        return None if record is None else hardware_from_facts(record, group, target.release)
 
+    source.slurm_target = target  # type: ignore[attr-defined]
     return source
 
 

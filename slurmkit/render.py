@@ -19,31 +19,19 @@ from slurmkit.cluster import Cluster
 from slurmkit.errors import ConfigError, Problem
 from slurmkit.hardware import HardwareSource, declared_hardware
 from slurmkit.resources import data_dir, jinja_env
+from slurmkit.slurm_versions import Target, check_supported, resolve_target, settings_for
 
 TEMPLATE_DIR = data_dir("templates")
 CONFIG_FILES = ("slurm.conf", "gres.conf", "cgroup.conf", "topology.conf")
 
-# Settings whose name or presence changed across Slurm versions: (first version, value) pairs, newest last.
-# Sources: slurm.conf(5) and cgroup.conf(5) of each release.
-VERSIONED: dict[str, list[tuple[tuple[int, int], tuple[str, str] | None]]] = {
-    # 23.11 renamed CryptoType=crypto/munge to CredType=cred/munge.
-    "cred": [((0, 0), ("CryptoType", "crypto/munge")), ((23, 11), ("CredType", "cred/munge"))],
-    # cgroup.conf CgroupAutomount: needed on cgroup v1 up to 23.11; removed from cgroup.conf(5) in 24.05.
-    "automount": [((0, 0), ("CgroupAutomount", "yes")), ((24, 5), None)],
-}
-
-
-def versioned(key: str, version: tuple[int, int]) -> tuple[str, str] | None:
-    chosen = None
-    for since, value in VERSIONED[key]:
-        if version >= since:
-            chosen = value
-    return chosen
+# What differs per Slurm release (with sources) is slurmkit.slurm_versions.DIFFERENCES; the target release comes
+# from the nodes' facts (hardware_source resolves it) or the cluster file's pin: slurm_versions.resolve_target.
 
 
 @dataclass
 class Rendered:
     files: dict[str, str] = field(default_factory=dict)
+    target: Target | None = None  # the Slurm release rendered for, and why (its note: a line for the user)
 
     def write(self, out_dir: str | os.PathLike) -> list[Path]:
         """Write every file atomically (temp file + rename) into out_dir; returns the paths written."""
@@ -60,9 +48,24 @@ class Rendered:
         return written
 
 
-def render_cluster(cluster: Cluster, hardware: HardwareSource = declared_hardware) -> Rendered:
-    """Render all config files. ``hardware`` maps a node to its Hardware (declared, or from cached facts)."""
-    ctx = build_context(cluster, hardware)
+def target_of(cluster: Cluster, hardware: HardwareSource = declared_hardware, version: str | None = None) -> Target:
+    """The release to render for: ``version`` when given; else the one :func:`slurmkit.hardware.hardware_source`
+    resolved from the nodes' facts (its ``slurm_target``); else the cluster file's pin, or the default."""
+    if version is not None:
+        return Target(version, "explicit")
+    resolved = getattr(hardware, "slurm_target", None)
+    if isinstance(resolved, Target):
+        return resolved
+    return resolve_target(cluster.slurm_pin, {})
+
+
+def render_cluster(cluster: Cluster, hardware: HardwareSource = declared_hardware, version: str | None = None) -> Rendered:
+    """Render all config files. ``hardware`` maps a node to its Hardware (declared, or from cached facts);
+    the Slurm release is :func:`target_of` (``version`` forces one: golden files). A release slurmkit does not
+    render for is a ConfigError naming the supported ones."""
+    target = target_of(cluster, hardware, version)
+    check_supported(target.release)
+    ctx = build_context(cluster, hardware, target.release)
     env = environment()
     files = {}
     for name in CONFIG_FILES:
@@ -71,7 +74,7 @@ def render_cluster(cluster: Cluster, hardware: HardwareSource = declared_hardwar
         if name == "gres.conf" and not ctx["gres"]:
             continue
         files[name] = env.get_template(f"etc/slurm/{name}.j2").render(**ctx)
-    return Rendered(files)
+    return Rendered(files, target)
 
 
 def environment() -> jinja2.Environment:
@@ -84,8 +87,9 @@ def kv(record: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in record.items() if v is not None and v != "")
 
 
-def build_context(cluster: Cluster, hardware: HardwareSource) -> dict[str, Any]:
-    version = cluster.slurm_version_tuple()
+def build_context(cluster: Cluster, hardware: HardwareSource, release: str | None = None) -> dict[str, Any]:
+    release = release or target_of(cluster, hardware).release
+    differs = settings_for(release)
     problems: list[Problem] = []
     groups: dict[tuple, list[tuple[str, str | None]]] = {}
     order: list[tuple] = []
@@ -153,7 +157,7 @@ def build_context(cluster: Cluster, hardware: HardwareSource) -> dict[str, Any]:
         partitions.append(rec)
 
     switches = topology_switches(cluster)
-    cred = versioned("cred", version)
+    cred = differs["cred"]
     settings: dict[str, Any] = {
         "ClusterName": cluster.cluster,
         "AuthType": "auth/munge",
@@ -182,18 +186,18 @@ def build_context(cluster: Cluster, hardware: HardwareSource) -> dict[str, Any]:
         "SlurmdParameters": "config_overrides" if cluster.profile == "local" else None,
     }
     settings.update(cluster.slurm_conf)
-    automount = versioned("automount", version)
+    automount, plugin = differs["automount"], differs["cgroup_plugin"]
     cgroup = {
         **({automount[0]: automount[1]} if automount else {}),
-        "CgroupPlugin": "autodetect",
+        plugin[0]: plugin[1],
         "ConstrainCores": "yes",
         "ConstrainDevices": "yes",
         "ConstrainRAMSpace": "yes",
     }
     return {
-        "header": f"Rendered by slurmkit {__version__} for Slurm {cluster.slurm_version} (profile {cluster.profile}). "
+        "header": f"Rendered by slurmkit {__version__} for Slurm {release} (profile {cluster.profile}). "
         "Edit the cluster file and re-run `slurmkit render`, not this file.",
-        "slurm_version": cluster.slurm_version,
+        "slurm_version": release,
         "controllers": cluster.head_names,
         "settings": settings,
         "nodes": node_lines,

@@ -413,12 +413,13 @@ def gres_records(node_topology: NodeTopology, gpu_type: str, slurm_version: str,
     CPUs; it is left out when the CPU -> core mapping could not be derived. ``File`` uses the nvidia-smi
     index as the device minor, which holds when the driver numbers /dev/nvidiaN in PCI order (the default).
 
-    Slurm versions: 22.05 and 23.11 gres.conf(5) both define ``File``/``Cores`` this way (``CPUs`` is the
-    pre-14.x name, not accepted any more; ``MultipleFiles`` exists from 22.05 on and only matters for MIG,
-    which is not rendered here), so every version from 22.05 renders the same records; older ones are refused.
+    Slurm versions: gres.conf(5) of 21.08 through 26.05 (22.05.8, 24.11.5 and 26.05.5's read as installed)
+    define ``Name``/``Type``/``File``/``Cores`` this way (``CPUs`` is the pre-14.x name; ``MultipleFiles``,
+    22.05 on, only matters for MIG, which is not rendered here), so every supported release from 21.08 renders
+    the same records (:data:`slurmkit.slurm_versions.SAME_ON_ALL`); older ones are refused.
     """
-    if _version(slurm_version) < (22, 5):
-        raise SlurmkitError(f"gres.conf rendering needs Slurm 22.05 or newer, got {slurm_version}")
+    if _version(slurm_version) < (21, 8):
+        raise SlurmkitError(f"gres.conf rendering needs Slurm 21.08 or newer, got {slurm_version}")
     records = []
     for gpu in node_topology.gpus:
         record = {"NodeName": node_name} if node_name else {}

@@ -106,13 +106,16 @@ def validate(ctx, as_json):
     the hardware declared for it does not contradict them (`nodes[0].cores_per_socket: node-3 has 48, declared
     56`). Exit 0 when valid, 2 otherwise; writes nothing.
     """
-    from slurmkit.hardware import cached_records, refuse_contradictions
+    from slurmkit.hardware import cached_records, refuse_contradictions, slurm_target
 
     path = cluster_path(ctx)
     try:
         cluster = load(ctx, check_env=True)
+        records = cached_records(cluster, path)
         # declared hardware contradicted by facts `slurmkit discover` cached
-        refuse_contradictions(cluster, path, cached_records(cluster, path, cluster.compute_names))
+        refuse_contradictions(cluster, path, {h: r for h, r in records.items() if h in set(cluster.compute_names)})
+        # the Slurm release the nodes run, against the pin (slurm_version) and each other
+        target = slurm_target(cluster, path, records)
     except ConfigError as exc:
         if as_json:
             click.echo(json.dumps({"valid": False, "file": exc.source, "problems": [{"path": p.path, "message": p.message} for p in exc.problems]}))
@@ -129,6 +132,8 @@ def validate(ctx, as_json):
         "groups": groups,
         "gpus": gpus,
         "partitions": [p.name for p in cluster.partitions],
+        "slurm_version": target.release,
+        "slurm_version_source": target.source,
     }
     if as_json:
         click.echo(json.dumps(summary))
@@ -138,6 +143,15 @@ def validate(ctx, as_json):
             f"({', '.join(cluster.head_names)}), {len(cluster.compute_names)} compute node(s) in {groups} group(s), "
             f"{gpus} GPU(s), partitions {', '.join(summary['partitions'])}."
         )
+        click.echo(f"Slurm {target.release} ({_target_why(target)}).")
+        if target.note:
+            click.echo(f"note: {target.note}", err=True)
+
+
+def _target_why(target) -> str:
+    """Why this release: ``from the nodes' facts``, ``pinned by slurm_version``, ``the default``."""
+    return {"nodes": "from the nodes' facts", "pin": "pinned by slurm_version; no facts to check it against",
+            "default": "the default: no facts, no pin"}.get(target.source, target.source)
 
 
 @click.command()
@@ -158,6 +172,8 @@ def render(ctx, out_dir, to_stdout):
     cluster = load(ctx)
     # refuses declared hardware that cached facts contradict, as validate does
     rendered = render_cluster(cluster, hardware_source(cluster, cluster_path(ctx)))
+    if rendered.target is not None and rendered.target.note:
+        click.echo(f"note: {rendered.target.note}", err=True)
     if to_stdout:
         for name, text in rendered.files.items():
             click.echo(f"==> {name} <==\n{text}")

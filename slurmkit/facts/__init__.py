@@ -35,10 +35,20 @@ from slurmkit.facts.models import (
     NvsmiTable,
     RouteInfo,
     SlurmdHardware,
+    SlurmVersions,
     TopoMatrix,
 )
 from slurmkit.facts.nvsmi import gpus_from_query, parse_nvsmi_list, parse_nvsmi_query
 from slurmkit.facts.slurmd import parse_slurmd_c
+from slurmkit.facts.slurmver import (
+    CANDIDATE_COMMAND as SLURM_CANDIDATE_COMMAND,
+    PACKAGES_COMMAND as SLURM_PACKAGES_COMMAND,
+    VERSION_COMMAND as SLURM_VERSION_COMMAND,
+    parse_apt_policy,
+    parse_dpkg_query,
+    parse_slurm_version,
+    slurm_versions,
+)
 from slurmkit.facts.topo import parse_topo_matrix
 
 NVSMI_QUERY_FIELDS = "index,name,pci.bus_id,uuid,memory.total,driver_version"
@@ -62,6 +72,10 @@ COMMANDS: dict[str, str] = {
     "sysfs_pci_numa": SYSFS_PCI_NUMA_COMMAND,
     "slurmd": _if_tool("slurmd", "slurmd -C"),
     "ip_addr": _if_tool("ip", "ip -o -4 addr show"),
+    # The Slurm installed (daemons' -V, dpkg) or, where none is, what apt would install (see facts.slurmver)
+    "slurm_version": SLURM_VERSION_COMMAND,
+    "slurm_packages": SLURM_PACKAGES_COMMAND,
+    "slurm_candidate": SLURM_CANDIDATE_COMMAND,
 }
 # Per host, added by discovery.collect: the route to the first head (route_to_host_command), under this name.
 ROUTE_TO_HEAD = "ip_route_head"
@@ -104,6 +118,7 @@ def facts_from_outputs(hostname: str, outputs: dict[str, str]) -> NodeFacts:
     facts.slurmd = parse_slurmd_c(out("slurmd"))
     facts.ipv4 = parse_ip_addr(out("ip_addr"))
     facts.head_route = parse_ip_route_get(out(ROUTE_TO_HEAD))
+    facts.slurm = slurm_versions(out("slurm_version"), out("slurm_packages"), out("slurm_candidate"))
     return facts
 
 
@@ -126,6 +141,7 @@ __all__ = [
     "ROUTE_TO_HEAD",
     "RouteInfo",
     "SlurmdHardware",
+    "SlurmVersions",
     "TopoMatrix",
     "facts_from_outputs",
     "gpus_from_query",
@@ -145,5 +161,9 @@ __all__ = [
     "parse_sysfs_ib",
     "parse_sysfs_pci_numa",
     "parse_topo_matrix",
+    "parse_apt_policy",
+    "parse_dpkg_query",
+    "parse_slurm_version",
+    "slurm_versions",
     "route_to_host_command",
 ]

@@ -207,6 +207,33 @@ class SlurmdHardware:
 
 
 @dataclass
+class SlurmVersions:
+    """The Slurm of one host (upstream versions, ``22.05.8``): what each daemon's ``-V`` printed, the installed
+    packages (dpkg), and what the package manager would install (``apt-cache policy`` Candidate)."""
+
+    daemons: dict[str, str] = field(default_factory=dict)
+    packages: dict[str, str] = field(default_factory=dict)
+    candidates: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def installed(self) -> list[str]:
+        """Every distinct version installed on the host (daemons first, then packages), in that order."""
+        out: list[str] = []
+        for v in list(self.daemons.values()) + list(self.packages.values()):
+            if v not in out:
+                out.append(v)
+        return out
+
+    @property
+    def candidate(self) -> str | None:
+        """What the package manager would install (slurmd's candidate, else slurmctld's); None if unknown."""
+        for name in ("slurmd", "slurmctld"):
+            if name in self.candidates:
+                return self.candidates[name]
+        return next(iter(self.candidates.values()), None)
+
+
+@dataclass
 class NodeFacts:
     """Everything collected from one host. A missing tool leaves its part empty: that is a fact, not an error."""
 
@@ -222,6 +249,7 @@ class NodeFacts:
     pci_numa: dict[str, int | None] = field(default_factory=dict)
     ipv4: list[Ipv4Address] = field(default_factory=list)
     head_route: RouteInfo | None = None
+    slurm: SlurmVersions | None = None  # absent from records cached before it existed: None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -141,8 +141,9 @@ def test_topology_switch_with_missing_child_and_orphan_nodes():
 
 
 def test_unsupported_slurm_version_and_cluster_name():
-    msgs = problems(GOOD.replace("cluster: demo", "cluster: Demo Cluster\nslurm_version: '21.08'"))
-    assert any(m.startswith("slurm_version: unsupported Slurm version '21.08'; supported: 22.05") for m in msgs)
+    msgs = problems(GOOD.replace("cluster: demo", "cluster: Demo Cluster\nslurm_version: '23.02'"))
+    assert any(m.startswith("slurm_version: unsupported Slurm version '23.02'; supported: 21.08, 22.05, 23.11, "
+                            "24.11, 25.05, 25.11, 26.05") for m in msgs)
     assert any(m.startswith("cluster: 'Demo Cluster' is not allowed here") for m in msgs)
 
 
@@ -164,3 +165,13 @@ def test_select_hosts_by_hostlist_in_file_order_and_unknown_names():
     with pytest.raises(ConfigError) as exc:
         c.select("node-[4-")
     assert exc.value.source == "--limit" and "bad hostlist" in str(exc.value.problems[0])
+
+
+def test_slurm_version_is_an_optional_pin():
+    """Left out, the nodes decide (slurm_pin None) and old callers still read 22.05; given, it is a pin."""
+    c = parse_cluster(GOOD)
+    assert "slurm_version" not in GOOD and c.slurm_pin is None and c.slurm_version == "22.05"
+    assert c.slurm_version_tuple() == (22, 5)
+    for v in ("21.08", "22.05", "23.11", "24.11", "25.05", "25.11", "26.05"):
+        pinned = parse_cluster(GOOD.replace("cluster: demo", f"cluster: demo\nslurm_version: '{v}'"))
+        assert pinned.slurm_pin == pinned.slurm_version == v

@@ -374,7 +374,8 @@ def test_each_facts_file_is_read_once_per_command(tmp_path, monkeypatch):
         reads.clear()
         r = CliRunner().invoke(main, ["-c", str(path), *command])
         assert r.exit_code == 0, r.output
-        assert reads == {"violet-h100-023.json": 1, "violet-h100-024.json": 1}, command
+        # every host's file (the head's too: its Slurm version counts) once, though it has none here
+        assert reads == {"violet-h100-023.json": 1, "violet-h100-024.json": 1, "head-1.json": 1}, command
     assert "NodeName=violet-h100-[023-024] CPUs=224" in CliRunner().invoke(main, ["-c", str(path), "render", "--stdout"]).output
 
 

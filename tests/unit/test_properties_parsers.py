@@ -75,6 +75,9 @@ PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
     "sacct": (slurm.parse_sacct_parsable2, "squeue-o-*"),
     "srun_failures": (slurm.failed_nodes_from_srun, "srun-*"),
     "nccl_tests": (_bench, "nccl-*"),
+    "slurm_version": (facts.parse_slurm_version, "slurm-V-*"),
+    "dpkg_query": (facts.parse_dpkg_query, "dpkg-query-W-*"),
+    "apt_policy": (facts.parse_apt_policy, "apt-cache-policy-*"),
 }
 SEEDS = {name: fixtures(pattern) for name, (_, pattern) in PARSERS.items()}
 # SLURMKIT_PROPERTY_EXAMPLES=N runs N examples per property (a deeper search than the suite's default).

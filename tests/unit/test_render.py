@@ -7,7 +7,7 @@ import pytest
 from slurmkit.cluster import parse_cluster
 from slurmkit.errors import ConfigError
 from slurmkit.render import render_cluster
-from tests.golden_files import EXAMPLES, GOLDEN, render_example
+from tests.golden_files import EXAMPLES, GOLDEN, golden_dir, render_example, versions
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
@@ -17,6 +17,41 @@ def test_examples_match_golden_files(example):
     assert sorted(rendered) == sorted(golden), "re-record with `make golden` if the change is intended"
     for name, text in rendered.items():
         assert text == golden[name], f"{example.stem}/{name} differs from its golden file (make golden)"
+
+
+@pytest.mark.parametrize("version", versions())
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_examples_match_golden_files_per_slurm_release(example, version):
+    """tests/golden/slurm-<release>/: each example rendered for each supported release but 22.05, whose files
+    are the plain ones (checked below to be what rendering for 22.05 gives, byte for byte)."""
+    rendered = render_example(example, version)
+    golden = {p.name: p.read_text() for p in golden_dir(example, version).iterdir()}
+    assert sorted(rendered) == sorted(golden), "re-record with `make golden` if the change is intended"
+    for name, text in rendered.items():
+        assert text == golden[name], f"slurm-{version}/{example.stem}/{name} differs from its golden file"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_22_05_is_the_plain_golden_files(example):
+    plain = {p.name: p.read_text() for p in golden_dir(example).iterdir()}
+    assert render_example(example, "22.05") == plain
+
+
+def test_what_differs_per_release_and_only_that():
+    """The differences between the golden files of two releases are the header and the rows of
+    slurmkit.slurm_versions.DIFFERENCES: nothing else moves."""
+    ex = next(p for p in EXAMPLES if p.stem == "lambda-1cc")
+    by = {v: render_example(ex, v) for v in ("21.08", "22.05", "23.11", "24.11", "25.05", "25.11", "26.05")}
+    assert "CryptoType=crypto/munge" in lines(by["21.08"]["slurm.conf"]) and "CgroupPlugin=cgroup/v1" in by["21.08"]["cgroup.conf"]
+    for v in ("23.11", "24.11", "25.05", "25.11", "26.05"):
+        assert "CredType=cred/munge" in lines(by[v]["slurm.conf"]) and "CgroupPlugin=autodetect" in by[v]["cgroup.conf"]
+    assert [("CgroupAutomount=yes" in by[v]["cgroup.conf"]) for v in by] == [True, True, True, False, False, False, False]
+    for v, files in by.items():
+        assert files["gres.conf"].split("\n", 1)[1] == by["22.05"]["gres.conf"].split("\n", 1)[1]  # 21.08 too
+        assert files["topology.conf"].split("\n", 1)[1] == by["22.05"]["topology.conf"].split("\n", 1)[1]
+        drop = {"CryptoType=crypto/munge", "CredType=cred/munge"}
+        assert [ln for ln in lines(files["slurm.conf"]) if ln not in drop] == \
+               [ln for ln in lines(by["22.05"]["slurm.conf"]) if ln not in drop]
 
 
 def lines(text: str) -> list[str]:

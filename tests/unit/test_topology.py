@@ -42,8 +42,10 @@ def test_violet_gres_lines_match_numa():
     assert lines[7] == "Name=gpu Type=h100 File=/dev/nvidia7 Cores=56-111"
     assert len(lines) == 8
     assert gres_lines(t, "h100", "24.05.1", node_name="n1")[4].startswith("NodeName=n1 Name=gpu")
+    # 21.08's gres.conf(5) has the same File=/Cores= form (Ubuntu 22.04, the 1CC OS); older is refused
+    assert gres_lines(t, "h100", "21.08") == lines
     with pytest.raises(SlurmkitError):
-        gres_lines(t, "h100", "21.08")
+        gres_lines(t, "h100", "20.11")
 
 
 def test_violet_nccl_env_exact_match_no_duplicates():
