@@ -656,7 +656,9 @@ def daemon_words(text: str, keep: int = 3) -> str | None:
 class HeadRunner:
     """Runs Slurm commands on the cluster's first reachable head over one SSH connection (a ``Runner`` for the
     Slurm backend): ``runner(argv, stdin) -> subprocess.CompletedProcess``. The command line is built with
-    shlex.join, so every argument reaches the remote command as literal text. On the head, Slurm reads the
+    shlex.join, so every argument reaches the remote command as literal text. Calls from several threads run at
+    the same time, each on its own exec channel of the one connection (a caller that needs several commands, such
+    as `status`, can wait for one round trip instead of one per command). On the head, Slurm reads the
     node's own slurm.conf (:data:`slurmkit.slurm.DEFAULT_CONF` unless given, named explicitly through SLURM_CONF)."""
 
     def __init__(self, cluster: Cluster, base_dir: Path, slurm_conf: str | None = None, timeout: float = 120):
@@ -685,8 +687,9 @@ class HeadRunner:
         import subprocess
 
         command = f"SLURM_CONF={shlex.quote(self.slurm_conf)} " + shlex.join(argv)
-        with self._lock:
-            res = self._connection().run(command, check=False, input=stdin, timeout=self.timeout)
+        with self._lock:  # one connection, opened once; the commands themselves run on channels of their own
+            conn = self._connection()
+        res = conn.run(command, check=False, input=stdin, timeout=self.timeout)
         return subprocess.CompletedProcess(argv, res.exit_code, res.stdout, res.stderr)
 
     @property

@@ -113,14 +113,6 @@ class SavedRun:
         return sorted((self.path / LOGS).glob("*"))
 
 
-def fold(nodes: Iterable[str]) -> str:
-    """A folded hostlist (``node-[1-3]``) of ``nodes`` (:func:`slurmkit.hostlist.fold`), empty names left out; ''
-    for none."""
-    from slurmkit import hostlist
-
-    return hostlist.fold(n for n in nodes if n)
-
-
 def nccl_environment(env: Mapping[str, str]) -> dict[str, str]:
     """The ``NCCL_*`` variables of ``env``, sorted by name."""
     return {k: env[k] for k in sorted(env) if k.startswith("NCCL_")}
@@ -238,7 +230,7 @@ def save_run(
     """
     import pandas as pd
 
-    from slurmkit import __version__
+    from slurmkit import __version__, hostlist
     from slurmkit.bench.parse import read_log, runs_to_frame
 
     if mode not in MODES:
@@ -270,7 +262,7 @@ def save_run(
         runs = _parse(text, source)
         hosts = list(entry.nodes) or list(dict.fromkeys(h for r in runs for h in r.hosts))
         all_nodes.extend(hosts)
-        node_set = fold(hosts)
+        node_set = hostlist.fold(h for h in hosts if h)
         frame = runs_to_frame(runs)
         frame["log"] = pd.array([fname] * len(frame), dtype="string")
         frame["attempt"] = pd.array([entry.attempt] * len(frame), dtype="Int64")
@@ -308,7 +300,7 @@ def save_run(
         "engine": engine,
         "op": op,
         "nodes": every,
-        "node_set": fold(every),
+        "node_set": hostlist.fold(n for n in every if n),
         "sweep": dict(sweep or {}),
         "versions": vers,
         "environment": nccl_environment(os.environ if environment is None else environment),
