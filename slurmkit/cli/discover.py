@@ -77,8 +77,10 @@ def build_report(cluster, records: dict, errors: dict, allow_roce: bool = False)
     from dataclasses import asdict
 
     from slurmkit import hostlist
+    from slurmkit.errors import ConfigError
     from slurmkit.hardware import found_hardware, group_nccl, mgmt_interface, node_facts
     from slurmkit.remote import UnreachableError
+    from slurmkit.slurm_versions import host_versions, resolve_target
     from slurmkit.render import topology_switches
     from slurmkit.topology import check_rails, node_topology, switches_from_ibnetdiscover
 
@@ -121,6 +123,7 @@ def build_report(cluster, records: dict, errors: dict, allow_roce: bool = False)
                 "rails": [asdict(r) for r in topo.rails],
                 "mgmt_ifname": mgmt_interface(facts, addresses.get(name)),
                 "nccl_env": env,
+                "slurm": [{"version": hv.version, "source": hv.source} for hv in host_versions(name, facts)],
             }
             findings += [asdict(f) for f in topo.findings]
         findings += [asdict(f) for f in check_rails(topos)]
@@ -139,8 +142,16 @@ def build_report(cluster, records: dict, errors: dict, allow_roce: bool = False)
                     for s in topology_switches(cluster)]
         switch_source = "cluster file topology" if switches else None
     unreachable = sorted(n for n, e in errors.items() if isinstance(e, UnreachableError))
+    # the Slurm release render and bootstrap will target, from these facts (slurmkit.slurm_versions)
+    try:
+        target = resolve_target(cluster.slurm_pin, {n: node_facts(r) for n, r in records.items()}, cluster.head_names)
+        slurm = {"release": target.release, "source": target.source, "note": target.note}
+    except ConfigError as exc:
+        slurm = {"release": None, "source": "error", "note": None}
+        findings += [{"node": "cluster", "code": "slurm-version", "severity": "error", "message": p.message}
+                     for p in exc.problems]
     return {"hosts": hosts, "groups": out_groups, "findings": findings, "failed": sorted(errors), "unreachable": unreachable,
-            "switches": switches, "switch_source": switch_source}
+            "switches": switches, "switch_source": switch_source, "slurm": slurm}
 
 
 def _error_text(exc: BaseException) -> str:
@@ -227,6 +238,17 @@ def print_report(report: dict, cluster_file) -> None:
             kids = s["children"] if isinstance(s["children"], str) or not s["children"] else ",".join(s["children"])
             st.add_row(s["name"], nodes or "", kids or "")
         console.print(st)
+    slurm = report.get("slurm") or {}
+    found: dict[str, list[str]] = {}
+    for name, h in report["hosts"].items():
+        for v in h.get("slurm") or []:
+            found.setdefault(v["version"] + (" (apt candidate)" if v["source"] == "candidate" else ""), []).append(name)
+    seen = "; ".join(f"{hostlist.fold(hs)}: {v}" for v, hs in sorted(found.items())) or "none found"
+    if slurm.get("release"):
+        console.print(f"Slurm: {seen}; render and bootstrap target {slurm['release']}"
+                      + (f" ({slurm['note']})" if slurm.get("note") else ""), highlight=False)
+    else:
+        console.print(f"Slurm: {seen}; no target (see findings)", highlight=False)
     colour = {"error": "red", "warning": "yellow", "info": "dim"}
     if report["findings"]:
         console.print("findings:", highlight=False)

@@ -98,3 +98,30 @@ def test_truncated_output_is_a_parse_error_then_that_hosts_error_in_the_report()
     assert report["failed"] == ["gpu-2"]
     (f,) = [f for f in report["findings"] if f["node"] == "gpu-2"]
     assert f["code"] == "facts-failed" and f["message"] == str(err)
+
+
+def test_discover_report_gives_each_hosts_slurm_and_the_target(tmp_path):
+    """Real version outputs (tests/fixtures/slurm-version): a 26.05 head over 24.11 nodes is a supported pair,
+    rendered for 24.11; a 22.05 node among 24.11 is an error finding (no target), not a failed discover."""
+    from slurmkit.cli.discover import build_report, print_report
+    from tests.unit.test_hardware_slurm_version import TEXT, record
+
+    c = parse_cluster(TEXT)
+    recs = {"h1": record("h1", "26.05"), "n1": record("n1", "24.11"), "n2": record("n2", "24.11", installed=False)}
+    report = build_report(c, recs, {})
+    assert report["hosts"]["h1"]["slurm"] == [{"version": "26.05.5", "source": "installed"}]
+    assert report["hosts"]["n2"]["slurm"] == [{"version": "24.11.5", "source": "candidate"}]
+    assert report["slurm"]["release"] == "24.11" and "oldest, 24.11" in report["slurm"]["note"]
+    recs["n1"] = record("n1", "22.05")
+    report = build_report(c, recs, {})
+    assert report["slurm"]["release"] is None
+    (finding,) = [f for f in report["findings"] if f["code"] == "slurm-version"]
+    assert finding["severity"] == "error" and finding["message"].startswith("mixed Slurm versions: n1 runs 22.05.8")
+    import io
+    from contextlib import redirect_stdout
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        print_report(report, tmp_path / "cluster.yaml")
+    text = " ".join(out.getvalue().split())  # rich wraps at the terminal's width
+    assert "Slurm: n1: 22.05.8; n2: 24.11.5 (apt candidate); h1: 26.05.5; no target (see findings)" in text
