@@ -1,6 +1,8 @@
 """Parse nccl-tests stdout, as real clusters produce it, into typed runs and rows.
 
-Pure: text in, dataclasses out. pandas is imported only by :func:`runs_to_frame`.
+Pure: text in, dataclasses out. The table forms are built column-wise (:func:`runs_to_columns`): csv through the
+csv module and json with the rows encoded a column at a time (neither imports pandas), parquet and the DataFrame
+through pyarrow (imported only by :func:`runs_to_table`, pandas only by :func:`runs_to_frame`).
 
 What a log may hold, and how it is read:
 
