@@ -94,16 +94,18 @@ DIFFERENCES: dict[str, Difference] = {
     # 21.08's slurm.conf(5) knows only CryptoType; 22.05's RELEASE_NOTES rename it to CredType=cred/munge and
     # 22.05.8's man page documents only CredType, but 22.05 still reads the old name (tests/live renders it and
     # slurmctld 22.05.8 runs), so 22.05 keeps the form its golden files always had. 24.11.5 and 26.05.5's man
-    # pages have no CryptoType any more.
+    # pages have no CryptoType any more; their slurmctld still starts with it, silently (tried here with the
+    # 22.05 rendering), so an upgrade pair rendered for the older release works.
     "cred": Difference("slurm.conf", "CryptoType / CredType",
                        (("21.08", "CryptoType=crypto/munge"), ("23.11", "CredType=cred/munge")),
                        "22.05 RELEASE_NOTES (rename); slurm.conf(5) of 22.05.8, 24.11.5, 26.05.5"),
-    # cgroup.conf CgroupAutomount: in 22.05.8's cgroup.conf(5); absent from 24.11.5's (July 2024); slurmd 24.11
-    # logs 'The option "CgroupAutomount" is defunct, please remove it from cgroup.conf'. The 24.05 RELEASE_NOTES
-    # make it defunct (unsure of the exact release: it is gone by 24.11, the next target after 23.11).
+    # cgroup.conf CgroupAutomount: in 22.05.8's cgroup.conf(5); absent from 24.11.5's (July 2024); slurmd -G and
+    # slurmctld of 24.11.5 and 26.05.5 log 'error: The option "CgroupAutomount" is defunct, please remove it from
+    # cgroup.conf' (and go on) when given it (tried here). Which release made it defunct (24.05?) is unsure: it
+    # is gone by 24.11, the next target after 23.11, whose cgroup.conf(5) still has it (unsure).
     "automount": Difference("cgroup.conf", "CgroupAutomount",
                             (("21.08", "CgroupAutomount=yes"), ("24.11", None)),
-                            "cgroup.conf(5) of 22.05.8 and 24.11.5; 24.05 RELEASE_NOTES (unsure)"),
+                            "cgroup.conf(5) of 22.05.8 and 24.11.5; 'defunct' in 24.11.5/26.05.5 daemon logs"),
     # CgroupPlugin: 21.08's cgroup.conf(5) offers cgroup/v1 only (the cgroup/v2 plugin and "autodetect", the
     # default, arrive in 22.05: 22.05 RELEASE_NOTES, 22.05.8's cgroup.conf(5) "<cgroup/v1|cgroup/v2|autodetect>";
     # 21.08 from its man page as remembered: unsure). 26.05.5's cgroup.conf(5): cgroup/v1 deprecated.
