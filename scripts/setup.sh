@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install everything slurmkit and its tests need on Debian 12 / Ubuntu 22.04, as root: Debian's Slurm, munge,
-# OpenSSH, Open MPI, then a Python venv in .venv with slurmkit (editable), pytest and torch (CPU).
+# OpenSSH, Open MPI, debootstrap and systemd-nspawn (image-based local nodes), then a Python venv in .venv with slurmkit (editable), pytest and torch (CPU).
 # Idempotent: packages already present are not fetched again; the venv is rebuilt only when pyproject changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(slurm-wlm slurm-client munge openssh-server openssh-client iproute2 procps rsync
-              openmpi-bin libopenmpi-dev python3 python3-venv python3-dev util-linux kmod chromium)
+              openmpi-bin libopenmpi-dev python3 python3-venv python3-dev util-linux kmod chromium
+              debootstrap systemd-container)  # the last two: local nodes booting their own OS images
 
 if [ "$(id -u)" != 0 ]; then
   echo "setup: run as root (it installs Debian packages and the local cluster needs namespaces)" >&2

@@ -22,7 +22,8 @@ shared_dir: /srv/{name}
 # Commands that read the cluster file, written out (not derived from the code under test).
 READERS = ["validate", "render", "discover", "bootstrap", "status", "keys", "keys add", "keys remove", "keys list",
            "ssh-config", "ssh", "ssh mesh", "sync", "support-bundle", "submit", "jobs", "logs", "cancel", "bench"]
-NON_READERS = ["init", "demo", "local", "local up", "local down", "local status", "bench parse", "bench report"]
+NON_READERS = ["init", "demo", "local", "local up", "local down", "local status", "local images", "local images build",
+               "bench parse", "bench report"]
 
 
 @pytest.fixture
