@@ -2,8 +2,12 @@
 
 Phases: render (pure) -> apply playbooks on every host in parallel (check before change) -> handlers (munge
 restart where the key changed; `scontrol reconfigure` or a restart of only the daemons that need it) -> verify
-(every compute node registered and usable; a node Slurm marks INVAL or DOWN is that host's failure, with Slurm's
-reason). ``dry_run`` runs the checks only and reports diffs and the services it would touch.
+(every compute node registered and usable; a node Slurm marks INVAL or DOWN, or does not list, is that host's
+failure, with Slurm's words; a controller that never answers is the primary's). ``dry_run`` runs the checks only
+and reports diffs and the services it would touch.
+
+A run with nothing to change costs one round trip per host: the primary's probe also reads Slurm's node list
+(when its slurmctld runs), and when no host changed anything that read is the verification.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from slurmkit.errors import CommandError
 from slurmkit.paths import StateDir
 from slurmkit.provision import (
     HostReport,
+    _running_check,
+    also_script,
     daemon_log,
     load_playbooks,
     apply_playbooks,
@@ -28,7 +34,8 @@ from slurmkit.provision import (
     slurm_conf_action,
 )
 from slurmkit.render import HardwareSource, render_cluster
-from slurmkit.slurm import DEFAULT_CONF, ConnRunner, commands, state
+from slurmkit.slurm import DEFAULT_CONF, ConnRunner, commands, parsers, state
+from slurmkit.slurm.commands import shell_command
 
 
 MUNGE_KEY_BYTES = 1024
@@ -111,9 +118,14 @@ def bootstrap(cluster: Cluster, cluster_file: Path, hardware: HardwareSource, li
         roles = {h.name: h.role for h in hosts}
         primary = PrimaryWatch(cluster.head_names[0], cluster.head_names[0] in roles)
 
+        # The primary's probe also reads Slurm's node list when its slurmctld runs: when this run changes nothing
+        # anywhere, that read is the verification, and no second connection to the primary is needed.
+        early = None if dry_run else also_script(_running_check("slurmctld"), shell_command(commands.SHOW_NODES))
+
         def apply(conn):
             wait = primary.answers if roles[conn.name] == "compute" else None
-            report = apply_playbooks(conn, roles[conn.name], playbooks, sources, {"secret/munge.key"}, dry_run, wait)
+            report = apply_playbooks(conn, roles[conn.name], playbooks, sources, {"secret/munge.key"}, dry_run, wait,
+                                     also=early if conn.name == primary.name else None)
             if conn.name == primary.name:
                 primary.done(report)
             return report
@@ -131,7 +143,7 @@ def bootstrap(cluster: Cluster, cluster_file: Path, hardware: HardwareSource, li
             else:
                 out.errors[name] = r.error
         _handlers(cluster, ssh, hosts, out, new_conf, dry_run)
-        if not dry_run:
+        if not dry_run and not _verified_by_probe(cluster, hosts, out):
             _verify(cluster, ssh, hosts, out, verify_timeout)
     out.seconds = time.monotonic() - t0
     return out
@@ -225,41 +237,101 @@ def _handlers(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, new_conf: 
             out.errors[name] = r.error
 
 
-def _verify(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, timeout: float) -> None:
+def _verify_targets(cluster: Cluster, hosts: list[Host], out: Outcome) -> tuple[list[str], Host | None]:
+    """The compute nodes to check (those whose own run did not fail) and the primary to ask; none to check when
+    the primary's run failed."""
     computes = [h.name for h in hosts if h.role == "compute" and h.name not in out.errors
                 and not (h.name in out.reports and out.reports[h.name].failed)]
     primary = next(h for h in cluster.hosts() if h.name == cluster.head_names[0])
     if not computes or primary.name in out.errors or (primary.name in out.reports and out.reports[primary.name].failed):
+        return [], None
+    return computes, primary
+
+
+def _verified_by_probe(cluster: Cluster, hosts: list[Host], out: Outcome) -> bool:
+    """Whether the node list the primary's probe read settles the verification: this run changed nothing and
+    ran no handler, every host answered, and Slurm listed every compute node checked, none with a problem. Then
+    a polling verify would have ended on its first read, with the same answer; otherwise it runs."""
+    computes, primary = _verify_targets(cluster, hosts, out)
+    if not computes:
+        return True
+    report = out.reports.get(primary.name)
+    if (out.errors or out.changed or out.actions or any(r.failed for r in out.reports.values()) or report is None
+            or report.also is None or report.also[0] != 0):
+        return False
+    nodes = {n.name: n for n in parsers.parse_scontrol_nodes(report.also[1])}
+    if any(n not in nodes or state.node_problem(nodes[n]) or state.needs_resume(nodes[n]) for n in computes):
+        return False
+    out.node_states = {n: nodes[n].state_text for n in computes}
+    return True
+
+
+@dataclass
+class Verified:
+    nodes: dict  # name -> NodeInfo, as the last read found them
+    problems: dict[str, str]  # compute node -> why it is not usable, in Slurm's words
+    resumed: list[str]
+    controller_error: CommandError | None = None  # the controller gave no node list within the wait: its words
+
+
+def verify_nodes(runner, computes: list[str], timeout: float, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic, interval: float = 0.2) -> Verified:
+    """Ask the controller (``scontrol -o show node``, through ``runner``) until every one of ``computes`` is
+    listed and usable, or ``timeout`` seconds passed, or every problem left is final for this configuration (a
+    node Slurm refused, INVAL, or does not list).
+
+    A node Slurm does not list is a problem (its slurm.conf does not name it), with Slurm's own words for it
+    (``scontrol show node NAME``: "Node NAME not found"); a controller that never answers within the wait is
+    ``controller_error``, the primary's failure, with scontrol's words. Nodes an earlier bad configuration left
+    DOWN/drained are resumed (never one an admin drained for a reason of their own). A command cut or timed out
+    (no exit code: not Slurm's answer) raises."""
+    deadline = clock() + timeout
+    resumed: list[str] = []
+    while True:
+        error = None
+        try:
+            nodes = {n.name: n for n in commands.show_nodes(runner)}
+        except CommandError as exc:
+            if exc.exit_code_ is None:
+                raise
+            nodes, error = {}, exc  # no controller answers (yet)
+        for n in [n for n in computes if n in nodes and n not in resumed and state.needs_resume(nodes[n])]:
+            if commands.resume(runner, n):
+                resumed.append(n)
+        problems = {n: state.node_problem(nodes[n]) for n in computes if n in nodes}
+        problems = {n: p for n, p in problems.items() if p}
+        missing = [n for n in computes if n not in nodes] if error is None else []
+        done = error is None and not problems and not missing
+        # INVAL is final for this configuration, and so is a node the controller does not list (it lists every
+        # node its slurm.conf names, registered or not, from its start): waiting fixes neither.
+        final = error is None and all(state.is_invalid(nodes[n]) for n in problems)
+        if done or final or clock() > deadline:
+            break
+        sleep(interval)
+    if error is not None:
+        return Verified(nodes, problems, resumed, error)
+    for n in missing:  # only when failing: Slurm's own words, one read per node
+        node, words = commands.show_node(runner, n)
+        if node is not None:  # listed by now
+            nodes[n] = node
+            if state.node_problem(node):
+                problems[n] = state.node_problem(node)
+        else:
+            problems[n] = f"not in the controller's node list (`{shlex.join(commands.SHOW_NODES)}`): {words}"
+    return Verified(nodes, problems, resumed)
+
+
+def _verify(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, timeout: float) -> None:
+    computes, primary = _verify_targets(cluster, hosts, out)
+    if not computes:
         return
-
-    def check(conn):
-        runner = ConnRunner(conn)
-        deadline = time.monotonic() + timeout
-        resumed: list[str] = []
-        while True:
-            try:
-                nodes = {n.name: n for n in commands.show_nodes(runner)}
-            except CommandError as exc:
-                if exc.exit_code_ is None:  # timed out or cut: not Slurm's answer
-                    raise
-                nodes = {}  # no controller answers yet: every node is missing
-            # Nodes left DOWN/DRAIN by an earlier bad config stay so after the fix: resume those (never a node an
-            # admin drained for another reason).
-            for n in [n for n in computes if n in nodes and n not in resumed and state.needs_resume(nodes[n])]:
-                if commands.resume(runner, n):
-                    resumed.append(n)
-            problems = {n: state.node_problem(nodes[n]) for n in computes if n in nodes}
-            problems = {n: p for n, p in problems.items() if p}
-            # INVAL is final for this configuration: waiting does not fix it.
-            if not problems or time.monotonic() > deadline or all(state.is_invalid(nodes[n]) for n in problems):
-                return nodes, problems, resumed
-            time.sleep(0.2)
-
-    res = ssh.run_all([primary], check)
+    res = ssh.run_all([primary], lambda conn: verify_nodes(ConnRunner(conn), computes, timeout))
     if primary.name in res.failed:
         out.errors[primary.name] = res.failed[primary.name].error
         return
-    nodes, problems, resumed = res.results[primary.name].value
-    out.node_states = {n: nodes[n].state_text if n in nodes else "missing" for n in computes}
-    out.node_failures = problems
-    out.resumed = resumed
+    v = res.results[primary.name].value
+    if v.controller_error is not None:
+        out.errors[primary.name] = v.controller_error
+    out.node_states = {n: v.nodes[n].state_text if n in v.nodes else "missing" for n in computes}
+    out.node_failures = v.problems
+    out.resumed = v.resumed

@@ -109,6 +109,9 @@ class HostReport:
     steps: list[StepResult] = field(default_factory=list)
     notified: set[str] = field(default_factory=set)
     old_files: dict[str, str | None] = field(default_factory=dict)
+    # What the caller's extra read (apply_playbooks' ``also``) printed with the probe: (exit code, stdout); None
+    # when it did not run (its guard was false) or none was asked.
+    also: tuple[int, str] | None = None
 
     def count(self, status: Status) -> int:
         return sum(1 for s in self.steps if s.status == status)
@@ -542,16 +545,44 @@ def _command(conn, step, ctx: Context) -> StepResult:
 _STEP = {"packages": _packages, "file": _file, "directory": _directory, "service": _service, "command": _command}
 
 
+ALSO = "@@also"
+
+
+def also_script(guard: str, command: str) -> str:
+    """Shell that runs ``command`` when ``guard`` exits 0, its stdout between ``@@also`` and ``@@also-end RC``
+    (its stderr dropped; a subshell keeps its exits its own): a read the caller wants from this host in the probe's
+    round trip."""
+    # The newline before the end line is the script's own (the command's output may not end in one).
+    return (f"if {{ {guard}; }} >/dev/null 2>&1; then echo {ALSO}; ( {command}\n) 2>/dev/null; "
+            f"rc=$?; echo; echo \"{ALSO}-end $rc\"; fi")
+
+
+def split_also(text: str) -> tuple[str, tuple[int, str] | None]:
+    """The probe's output without the ``also`` block, and that block's (exit code, stdout) or None."""
+    start = text.find(f"{ALSO}\n")
+    if start < 0 or (start > 0 and text[start - 1] != "\n"):
+        return text, None
+    m = re.compile(rf"^{ALSO}-end (\d+)$", re.M).search(text, start)
+    if not m:
+        return text[:start], None  # cut short: as if it had not run
+    return text[:start] + text[m.end() + 1:], (int(m.group(1)), text[start + len(ALSO) + 1:m.start() - 1])
+
+
 def apply_playbooks(conn, role: str, playbooks: list[Playbook], sources: dict[str, bytes], secrets: set[str],
-                    dry_run: bool, controller_answers: Callable[[], bool] | None = None) -> HostReport:
+                    dry_run: bool, controller_answers: Callable[[], bool] | None = None,
+                    also: str | None = None) -> HostReport:
     """Run every step that applies to this host's role, in order; after a failure the rest are skipped.
 
     One probe command reads what every step checks; only steps that change something cost more round trips.
-    ``controller_answers``: asked before a slurmd start (see Context)."""
+    ``controller_answers``: asked before a slurmd start (see Context). ``also``: shell (:func:`also_script`)
+    run at the end of the probe; what it printed is ``report.also``."""
     report = HostReport(conn.name, role)
     steps = [st for pb in playbooks if pb.hosts in ("all", "heads" if role == "head" else "computes") for st in pb.steps]
     script, paths = probe_script(steps)
-    ctx = Context(parse_probe(conn.run(script).stdout, paths), sources, secrets, dry_run, report,
+    if also:
+        script = f"{script}\n{also}\ntrue"
+    text, report.also = split_also(conn.run(script).stdout)
+    ctx = Context(parse_probe(text, paths), sources, secrets, dry_run, report,
                   controller_answers=controller_answers, node=conn.name)
     for step in steps:
         if report.failed:

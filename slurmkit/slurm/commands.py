@@ -169,6 +169,17 @@ def show_nodes(runner: Runner) -> list[NodeInfo]:
     return parsers.parse_scontrol_nodes(run(runner, list(SHOW_NODES)).stdout)
 
 
+def show_node(runner: Runner, name: str) -> tuple[NodeInfo | None, str]:
+    """One node as the controller knows it: (its record, "") or, when Slurm has none, (None, Slurm's own words:
+    ``Node NAME not found``, or why it could not answer)."""
+    r = runner([*SHOW_NODES, name], None)
+    found = [n for n in parsers.parse_scontrol_nodes(r.stdout or "") if n.name == name] if r.returncode == 0 else []
+    if found:
+        return found[0], ""
+    words = (r.stderr or r.stdout or "").strip() or f"scontrol exited {r.returncode} without a word"
+    return None, words
+
+
 def show_partitions(runner: Runner) -> list[parsers.PartitionInfo]:
     return parsers.parse_scontrol_partitions(run(runner, list(SHOW_PARTITIONS)).stdout)
 

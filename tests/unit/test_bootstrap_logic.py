@@ -343,3 +343,153 @@ def test_a_host_getting_its_first_slurm_conf_restarts_nothing_elsewhere():
     out.reports["h1"] = report("h1", "head", "slurmctld", "ok", conf.replace("n[1-2]", "n1"))  # a node added
     _handlers(cluster, None, hosts, out, conf, dry_run=True)
     assert out.actions == ["would restart slurmctld on h1", "would restart slurmd on n2"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Verification: what Slurm says once the hosts are done. Slurm's words below are real: the fixtures of
+# tests/fixtures/slurm-22.05, and (Slurm 22.05.8, a local cluster of this project, 2026-12-02) scontrol's answers
+# with slurmctld killed (exit 1 after 9 s, on stderr) and for a node it does not list (exit 1, on stdout).
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "slurm-22.05"
+CTLD_DOWN = "slurm_load_node error: Unable to contact slurm controller (connect failure)\n"
+
+
+class _FakeSlurm:
+    """A runner answering ``scontrol -o show node [NAME]`` from ``answers`` (one per call of the whole list, the
+    last repeated), and ``scontrol show node NAME`` for a node it does not list as Slurm does."""
+
+    def __init__(self, *answers):
+        self.answers, self.calls = list(answers), []
+        self.host = "h1"
+
+    def __call__(self, argv, stdin=None):
+        import subprocess
+
+        self.calls.append(list(argv))
+        if argv[:4] == ["scontrol", "-o", "show", "node"] and len(argv) == 5:
+            return subprocess.CompletedProcess(argv, 1, f"Node {argv[4]} not found\n", "")
+        if argv[:2] == ["scontrol", "update"]:
+            return subprocess.CompletedProcess(argv, 0, "", "")
+        rc, out, err = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        return subprocess.CompletedProcess(argv, rc, out, err)
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, s):
+        self.now += s
+
+
+def test_a_node_the_controller_does_not_list_fails_at_once_with_slurms_words():
+    from slurmkit.bootstrap import verify_nodes
+
+    listed = (FIXTURES / "scontrol-o-show-node-alloc.txt").read_text()  # sk-one, MIXED: usable
+    runner, clock = _FakeSlurm((0, listed, "")), _Clock()
+    v = verify_nodes(runner, ["sk-one", "sk-two"], timeout=60, sleep=clock.sleep, clock=clock)
+    assert v.controller_error is None and "sk-one" not in v.problems
+    assert v.problems["sk-two"] == ("not in the controller's node list (`scontrol -o show node`): "
+                                    "Node sk-two not found")
+    assert clock.now == 0  # final: the controller lists every node its slurm.conf names, waiting adds none
+    assert runner.calls == [["scontrol", "-o", "show", "node"], ["scontrol", "-o", "show", "node", "sk-two"]]
+
+
+def test_a_controller_that_never_answers_is_the_primarys_failure_after_the_wait():
+    from slurmkit.bootstrap import verify_nodes
+    from slurmkit.remote import error_summary
+
+    runner, clock = _FakeSlurm((1, "", CTLD_DOWN)), _Clock()
+    v = verify_nodes(runner, ["sk-one"], timeout=5, sleep=clock.sleep, clock=clock)
+    assert v.controller_error is not None and v.problems == {} and v.nodes == {}
+    assert error_summary(v.controller_error) == ("`scontrol -o show node` failed (exit 1): "
+                                                 "slurm_load_node error: Unable to contact slurm controller (connect failure)")
+    assert 5 < clock.now < 5.5  # it waited for the controller, as long as told, then gave up
+
+
+def test_a_controller_that_answers_late_is_waited_for():
+    from slurmkit.bootstrap import verify_nodes
+
+    listed = (FIXTURES / "scontrol-o-show-node-alloc.txt").read_text()
+    runner, clock = _FakeSlurm((1, "", CTLD_DOWN), (1, "", CTLD_DOWN), (0, listed, "")), _Clock()
+    v = verify_nodes(runner, ["sk-one"], timeout=60, sleep=clock.sleep, clock=clock)
+    assert v.controller_error is None and v.problems == {} and v.nodes["sk-one"].state == "MIXED"
+    assert len(runner.calls) == 3
+
+
+def test_verify_marks_the_primary_failed_when_no_controller_answers():
+    """Through bootstrap's own _verify, over a fake connection: the primary is a failed host with scontrol's words
+    (before, a controller that answered nothing, or a node missing from its list, passed)."""
+    from types import SimpleNamespace
+
+    from slurmkit.bootstrap import Outcome, _verify
+    from slurmkit.remote import GroupResult, HostResult, Result, error_summary
+
+    class Conn:
+        name = "h1"
+
+        def run(self, command, check=False, input=None, timeout=None):
+            assert command.startswith("SLURM_CONF=/etc/slurm/slurm.conf scontrol -o show node")
+            return Result(command, 1, "", CTLD_DOWN)
+
+    class SSH:
+        def run_all(self, hosts, fn):
+            g = GroupResult()
+            for h in hosts:
+                g.results[h.name] = HostResult(h.name, value=fn(Conn()))
+            return g
+
+    hosts = [SimpleNamespace(name="h1", role="head"), SimpleNamespace(name="n1", role="compute")]
+    cluster = SimpleNamespace(hosts=lambda: hosts, head_names=["h1"])
+    out = Outcome(dry_run=False)
+    _verify(cluster, SSH(), hosts, out, timeout=0)
+    assert out.failed_hosts == ["h1"] and out.node_states == {"n1": "missing"} and out.node_failures == {}
+    assert "Unable to contact slurm controller" in error_summary(out.errors["h1"])
+
+
+def test_the_primarys_probe_read_settles_a_run_that_changed_nothing():
+    from types import SimpleNamespace
+
+    from slurmkit.bootstrap import Outcome, _verified_by_probe
+    from slurmkit.provision import HostReport, Step, StepResult
+
+    alloc = (FIXTURES / "scontrol-o-show-node-alloc.txt").read_text()
+    down = (FIXTURES / "scontrol-o-show-node-down.txt").read_text()
+    hosts = [SimpleNamespace(name="h1", role="head"), SimpleNamespace(name="sk-one", role="compute")]
+    cluster = SimpleNamespace(hosts=lambda: hosts, head_names=["h1"])
+
+    def outcome(also, changed=False):
+        out = Outcome(dry_run=False)
+        head = HostReport("h1", "head", [StepResult(Step("c", "s", "service", {"name": "slurmctld"}), "ok")])
+        head.also = also
+        node = HostReport("sk-one", "compute", [StepResult(Step("c", "f", "file", {}), "changed" if changed else "ok")])
+        out.reports = {"h1": head, "sk-one": node}
+        return out
+
+    out = outcome((0, alloc))
+    assert _verified_by_probe(cluster, hosts, out) and out.node_states == {"sk-one": "MIXED"}
+    assert not _verified_by_probe(cluster, hosts, outcome((0, alloc), changed=True))  # a change: poll as before
+    assert not _verified_by_probe(cluster, hosts, outcome((0, down)))  # a problem: the polling verify judges it
+    assert not _verified_by_probe(cluster, hosts, outcome((0, alloc.replace("sk-one", "sk-nine"))))  # missing
+    assert not _verified_by_probe(cluster, hosts, outcome((1, "")))  # scontrol failed
+    assert not _verified_by_probe(cluster, hosts, outcome(None))  # slurmctld not running: not read
+
+
+def test_the_probes_extra_read_comes_back_apart_from_the_probe(tmp_path):
+    """also_script/split_also run by bash: the read's stdout and exit code, the probe's own lines untouched, a
+    false guard (slurmctld not running) runs nothing."""
+    import subprocess
+
+    from slurmkit.provision import also_script, split_also
+
+    def run(guard, command):
+        script = f"echo '@@svc munge 1'\n{also_script(guard, command)}\necho '@@svc slurmd 0'"
+        return split_also(subprocess.run(["bash", "-c", script], capture_output=True, text=True).stdout)
+
+    assert run("true", "printf 'NodeName=a\\nNodeName=b'; echo oops >&2") == (
+        "@@svc munge 1\n@@svc slurmd 0\n", (0, "NodeName=a\nNodeName=b"))
+    assert run("true", "echo partial; exit 3") == ("@@svc munge 1\n@@svc slurmd 0\n", (3, "partial\n"))
+    assert run("false", "echo never") == ("@@svc munge 1\n@@svc slurmd 0\n", None)
