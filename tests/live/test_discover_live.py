@@ -65,6 +65,12 @@ def test_discover_reports_cpu_only_nodes_and_caches_facts(cluster):
         assert record["commands"]["slurmd"] == COMMANDS["slurmd"]
         assert record["outputs"]["nvidia_smi_query"] == "" and record["facts"]["gpus"] == []
         assert record["outputs"]["slurmd"].startswith(f"NodeName={name} ")
+        # the Slurm the host runs, as its own slurmd -V says it (read here by hand: "slurm-wlm 22.05.8")
+        version = cluster.on(name, "/usr/sbin/slurmd -V").stdout.split()[-1]
+        assert record["facts"]["slurm"]["daemons"]["slurmd"] == version
+        assert report["hosts"][name]["slurm"] == [{"version": version, "source": "installed"}]
+    assert report["slurm"]["release"] == version.rsplit(".", 1)[0] and report["slurm"]["source"] == "nodes"
+    assert f"render and bootstrap target {version.rsplit('.', 1)[0]}" in " ".join(text.split())
 
 
 def holding_interface(lc, node: str, address: str) -> str:
