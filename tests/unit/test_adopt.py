@@ -1,0 +1,195 @@
+"""slurmkit.adopt: real slurm.conf/gres.conf/topology.conf -> a cluster file that validates and renders back to
+configs Slurm reads the same way (compared through slurmkit.slurm.conf on both sides, and Slurm's own
+`scontrol show hostnames` for every hostlist), with findings and not-kept lines for the rest."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from slurmkit import adopt as ad
+from slurmkit import hostlist
+from slurmkit.cluster import cross_check, dump_cluster, parse_cluster
+from slurmkit.render import render_cluster
+from slurmkit.slurm import conf as sc
+from tests.conftest import FIXTURES
+
+CONF = FIXTURES / "slurm-conf"
+ADOPTABLE = ["debian-cgroup", "debian-simple", "llnl-dev-default-lines", "nvidia-circe-superpod", "ocotillo-multi-gpu"]
+
+
+def originals(d: str) -> ad.Configs:
+    p = CONF / d
+    return ad.Configs(
+        sc.read_slurm_conf(p / "slurm.conf"),
+        sc.read_gres_conf(p / "gres.conf") if (p / "gres.conf").exists() else None,
+        sc.read_topology_conf(p / "topology.conf") if (p / "topology.conf").exists() else None,
+    )
+
+
+def adopted(o: ad.Configs) -> ad.Adopted:
+    return ad.adopt(o.conf, o.gres, o.switches)
+
+
+def test_every_adoptable_fixture_is_listed():
+    dirs = sorted(p.name for p in CONF.iterdir() if (p / "slurm.conf").exists())
+    assert set(ADOPTABLE) | {"neptrain-controlmachine"} == set(dirs)
+
+
+@pytest.mark.parametrize("d", ADOPTABLE)
+def test_the_adopted_file_validates_and_its_text_parses_back(d):
+    a = adopted(originals(d))
+    cluster = parse_cluster(a.text([d]), d)
+    assert cross_check(cluster) == []
+    assert yaml.safe_load(a.text([d])) == a.data
+
+
+# What Slurm reads differently after the round trip, per fixture: each one is a not-kept line of the adoption.
+EXPECTED_DIFFS = {
+    "debian-cgroup": [],
+    "debian-simple": [],
+    "llnl-dev-default-lines": ["nodes: dev0 missing", "nodes: dev1 missing", "partitions: debug nodes"],
+    "nvidia-circe-superpod": [f"switches: s{i} missing" for i in range(5)],
+    "ocotillo-multi-gpu": ["nodes: visualizacion1 files", "nodes: visualizacion1 gres"],
+}
+
+
+@pytest.mark.parametrize("d", ADOPTABLE)
+def test_render_of_the_adopted_file_reads_as_the_original(d):
+    o = originals(d)
+    a = adopted(o)
+    diffs = ad.round_trip(o, a)
+    assert [x[: len(e)] for x, e in zip(diffs, EXPECTED_DIFFS[d])] == EXPECTED_DIFFS[d] and len(diffs) == len(EXPECTED_DIFFS[d])
+
+
+def test_llnl_sample_controllers_in_order_with_addresses_and_as_compute_nodes():
+    o = originals("llnl-dev-default-lines")
+    a = adopted(o)
+    assert a.data["heads"] == {"names": "dev0,dev1", "addresses": "12.34.56.78,12.34.56.79"}
+    assert a.data["nodes"] == [{"names": "dev[2-25]", "addresses": "edev[2-25]", "sockets": 2, "cores_per_socket": 1,
+                                "threads_per_core": 1, "memory_mb": 2000, "weight": 16}]
+    assert [p["name"] for p in a.data["partitions"]] == ["debug", "batch", "long"]
+    assert a.data["partitions"][2] == {"name": "long", "nodes": "dev[9-17]", "max_time": "120",
+                                       "options": {"MaxNodes": "10", "State": "UP", "AllowGroups": "admin"}}
+    assert any("dev0 is a controller and a compute node" in f for f in a.findings)
+    assert any("NodeName=dev[0-25] TmpDisk=64000" in n for n in a.not_kept)
+    assert any("DownNodes=dev20" in n for n in a.not_kept)
+    assert a.data["state_dir"] == "/var/spool/slurm.state" and a.data["slurm_conf"]["SlurmctldPort"] == "7002"
+
+
+def test_superpod_old_controller_style_and_a_switch_naming_nodes_slurm_conf_lacks():
+    a = adopted(originals("nvidia-circe-superpod"))
+    assert a.data["heads"] == "circe-login" and a.data["cluster"] == "ngc"
+    assert a.data["nodes"][0]["names"] == "circe-n[001-098]"
+    assert any("switch s0 names node(s) slurm.conf does not define: n[019-020]" in f for f in a.findings)
+    assert any("topology not kept" in n and "circe-n[019-020,059,081-098]" in n for n in a.not_kept)
+    batch = a.data["partitions"][0]
+    assert batch["default"] is True and batch["options"]["OverSubscribe"] == "EXCLUSIVE"
+    assert a.data["slurm_conf"]["SelectType"] == "select/linear"  # kept verbatim, render applies it last
+    rendered = render_cluster(parse_cluster(dump_cluster(a.data))).files["slurm.conf"]
+    assert "SelectType=select/linear" in rendered and "SelectType=select/cons_tres" not in rendered
+
+
+def test_ocotillo_several_gpu_types_sockets_per_board_and_gres_files():
+    a = adopted(originals("ocotillo-multi-gpu"))
+    groups = {g["names"]: g for g in a.data["nodes"]}
+    assert groups["ibtesla"]["gpus"] == {"type": "v100", "count": 4, "files": "/dev/nvidia[0-3]"}
+    assert groups["ibnodo[1-2]"]["sockets"] == 8 and groups["ibnodo[1-2]"]["features"] == ["gpu", "interlagos"]
+    assert any("several GPU types (gtx970:1, gtx1060:1)" in n for n in a.not_kept)
+
+
+def test_a_controller_only_cluster_is_an_error_saying_why():
+    o = originals("neptrain-controlmachine")
+    with pytest.raises(sc.SlurmConfError, match="no compute node other than the controllers"):
+        adopted(o)
+
+
+def test_hand_written_config_with_topology_affinity_and_include_round_trips(tmp_path: Path):
+    (tmp_path / "nodes.conf").write_text(
+        "NodeName=DEFAULT Sockets=2 CoresPerSocket=8 ThreadsPerCore=2 RealMemory=64000\n"
+        "NodeName=g[1-4] Gres=gpu:h100:4 NodeAddr=10.0.0.[1-4]\n"
+    )
+    (tmp_path / "slurm.conf").write_text(
+        "ClusterName=Big.Lab\nSlurmctldHost=ctl1(10.0.9.1)\nSlurmctldHost=ctl2(10.0.9.2)\n"
+        "NodeName=c[1-2] CPUs=8 RealMemory=1000\nInclude nodes.conf\n"
+        "PartitionName=gpu Nodes=g[1-4] Default=YES MaxTime=1-00:00:00 OverSubscribe=NO\n"
+        "PartitionName=all Nodes=ALL\n"
+        "TopologyPlugin=topology/tree\n"
+    )
+    gres = "NodeName=g[1-4] Name=gpu Type=h100 File=/dev/nvidia[0-3] Cores=0-7\n"
+    topo = "SwitchName=l1 Nodes=g[1-2]\nSwitchName=l2 Nodes=g[3-4],c[1-2],x9\nSwitchName=top Switches=l[1-2]\n"
+    o = ad.Configs(sc.read_slurm_conf(tmp_path / "slurm.conf"), sc.parse_gres_conf(gres), sc.parse_topology_conf(topo))
+    a = adopted(o)
+    assert a.data["cluster"] == "big-lab" and a.data["slurm_conf"]["ClusterName"] == "Big.Lab"
+    groups = {x["names"]: x for x in a.data["nodes"]}
+    g = groups["g[1-4]"]
+    assert (g["names"], g["addresses"], g["gpus"]) == ("g[1-4]", "10.0.0.[1-4]", {"type": "h100", "count": 4, "files": "/dev/nvidia[0-3]"})
+    assert groups["c[1-2]"]["sockets"] == 8  # CPUs without a layout: one-core sockets, as slurmctld reads it
+    assert a.data["topology"] == {"switches": [{"name": "l1", "nodes": "g[1-2]"}, {"name": "l2", "nodes": "c[1-2],g[3-4]"},
+                                               {"name": "top", "switches": "l1,l2"}]}
+    assert any("switch l2 names node(s) slurm.conf does not define: x9" in f for f in a.findings)
+    assert any("Cores=0-7 (GPU affinity)" in n for n in a.not_kept)
+    assert any("include lines are flattened" in n for n in a.not_kept)
+    diffs = ad.round_trip(o, a)
+    # affinity is the one thing lost; switch l2 loses the undefined x9
+    assert diffs == [
+        "nodes: g1 affinity: [('gpu', 'h100', '0-7')] -> []", "nodes: g2 affinity: [('gpu', 'h100', '0-7')] -> []",
+        "nodes: g3 affinity: [('gpu', 'h100', '0-7')] -> []", "nodes: g4 affinity: [('gpu', 'h100', '0-7')] -> []",
+        "switches: l2: (['c1', 'c2', 'g3', 'g4', 'x9'], []) -> (['c1', 'c2', 'g3', 'g4'], [])",
+    ]
+
+
+def test_findings_for_duplicate_nodes_and_partitions_naming_undefined_nodes():
+    c = sc.parse_slurm_conf("SlurmctldHost=h\nNodeName=n[1-2] CPUs=4\nNodeName=n2 CPUs=8\nPartitionName=p Nodes=n[1-3]\n")
+    a = ad.adopt(c)
+    assert any("node n2 defined again with different hardware" in f for f in a.findings)
+    assert any("partition p names undefined node(s) n3" in f for f in a.findings)
+    assert a.data["partitions"] == [{"name": "p", "nodes": "n[1-2]"}]
+    assert cross_check(parse_cluster(dump_cluster(a.data))) == []
+    text = a.text(["slurm.conf"])
+    assert "# Findings in the originals:" in text and "#   slurm.conf:3: node n2 defined again" in text
+
+
+def test_cpus_that_count_cores_only_is_a_not_kept_line():
+    c = sc.parse_slurm_conf("SlurmctldHost=h\nNodeName=n1 CPUs=8 Sockets=1 CoresPerSocket=8 ThreadsPerCore=2\n")
+    a = ad.adopt(c)
+    assert any("CPUs=8: render writes CPUs=16" in n for n in a.not_kept)
+
+
+def _scontrol_hostnames(expr: str, conf: Path) -> list[str]:
+    out = subprocess.run(["scontrol", "show", "hostnames", expr], capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "SLURM_CONF": str(conf)})
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+@pytest.mark.skipif(shutil.which("scontrol") is None, reason="Slurm's scontrol is not installed")
+@pytest.mark.parametrize("d", ADOPTABLE)
+def test_slurm_expands_every_rendered_hostlist_as_the_reader_does(d, tmp_path: Path):
+    """Slurm's own hostlist code (scontrol show hostnames, Debian's 22.05) on every NodeName, NodeAddr,
+    partition Nodes and switch Nodes of the rendered files, against the original's node sets."""
+    o = originals(d)
+    files = render_cluster(parse_cluster(dump_cluster(adopted(o).data))).files
+    minimal = tmp_path / "slurm.conf"
+    minimal.write_text("ClusterName=x\nSlurmctldHost=localhost\n")
+    exprs = []
+    for rec in sc.logical_lines(files["slurm.conf"], "rendered"):
+        for k, v in rec.pairs:
+            if k in ("NodeName", "NodeAddr", "Nodes"):
+                exprs.append(v)
+    for rec in sc.logical_lines(files.get("topology.conf", ""), "rendered"):
+        exprs += [v for k, v in rec.pairs if k == "Nodes"]
+    assert exprs
+    for e in exprs:
+        assert _scontrol_hostnames(e, minimal) == hostlist.expand(e)
+    heads = set(o.conf.controllers[i].name for i in range(len(o.conf.controllers)))
+    for rec in sc.logical_lines(files["slurm.conf"], "rendered"):
+        if rec.first[0] == "PartitionName":
+            orig = next(p for p in o.conf.partitions if p.name == rec.first[1])
+            want = sorted(n for n in o.conf.partition_nodes(orig) if n not in heads)
+            assert sorted(_scontrol_hostnames(rec.get("Nodes"), minimal)) == want
