@@ -10,6 +10,7 @@ controllers, switches); :func:`round_trip` renders the adopted file and compares
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,7 +106,16 @@ def adopt(
     # ---- partitions
     parts = []
     defined = set(computes)
+    seen_parts: set[str] = set()
+    defaults = [p for p in conf.partitions if p.default]
     for p in conf.partitions:
+        if p.name in seen_parts:
+            out.not_kept.append(f"{p.where}: PartitionName={p.name} again: the first definition is kept")
+            continue
+        seen_parts.add(p.name)
+        if p.default and p is not defaults[-1]:
+            out.not_kept.append(f"{p.where}: PartitionName={p.name} Default=YES: the last partition with Default=YES ({defaults[-1].name}) is the default, as slurmctld reads it")
+            p = dataclasses.replace(p, default=False)
         if not _PART_OK.match(p.name):
             out.not_kept.append(f"{p.where}: PartitionName={p.name}: a name the cluster file does not accept")
             continue
@@ -186,13 +196,17 @@ def _node_key(node: sc.Node, gres: list[sc.GresLine] | None, out: Adopted) -> tu
         out.not_kept.append(f"{w}: NodeName={node.name} {k}={v}")
     if node.state and node.state.upper() != "UNKNOWN":
         out.not_kept.append(f"{w}: NodeName={node.name} State={node.state}: render writes State=UNKNOWN")
+    if node.weight == 0:
+        out.not_kept.append(f"{w}: NodeName={node.name} Weight=0: the cluster file takes a weight of 1 or more")
     feats = tuple(f for f in node.features if _NAME_OK.match(f))
     for f in node.features:
         if f not in feats:
             out.not_kept.append(f"{w}: NodeName={node.name} Feature {f!r}: a name the cluster file does not accept")
-    gpus = [g for g in node.gres if g.name == "gpu"]
+    gpus = [g for g in node.gres if g.name == "gpu" and g.count > 0]
     for g in node.gres:
-        if g.name != "gpu":
+        if g.name == "gpu" and g.count == 0:
+            out.not_kept.append(f"{w}: NodeName={node.name} Gres=gpu{':' + g.type if g.type else ''}:0 (no GPUs)")
+        elif g.name != "gpu":
             out.not_kept.append(f"{w}: NodeName={node.name} Gres={g.name}{':' + g.type if g.type else ''}:{g.count}: only gpu GRES are in the cluster file")
     gpu: tuple | None = None
     if gpus:

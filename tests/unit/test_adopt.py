@@ -193,3 +193,17 @@ def test_slurm_expands_every_rendered_hostlist_as_the_reader_does(d, tmp_path: P
             orig = next(p for p in o.conf.partitions if p.name == rec.first[1])
             want = sorted(n for n in o.conf.partition_nodes(orig) if n not in heads)
             assert sorted(_scontrol_hostnames(rec.get("Nodes"), minimal)) == want
+
+
+def test_found_by_the_property_test_a_partition_twice_and_two_defaults():
+    """A duplicated PartitionName line (a mutation of the SuperPOD's batch line): the first counts, and of
+    several Default=YES the last is the default, as slurmctld reads them; the file still validates."""
+    c = sc.parse_slurm_conf(
+        "SlurmctldHost=h\nNodeName=n[1-2]\nPartitionName=a Nodes=n1 Default=YES\nPartitionName=a Nodes=n2 Default=YES\n"
+        "PartitionName=b Nodes=n2 Default=YES\n"
+    )
+    a = ad.adopt(c)
+    assert a.data["partitions"] == [{"name": "a", "nodes": "n1"}, {"name": "b", "nodes": "n2", "default": True}]
+    assert any("slurm.conf:4: PartitionName=a again" in n for n in a.not_kept)
+    assert any("slurm.conf:3: PartitionName=a Default=YES: the last partition with Default=YES (b)" in n for n in a.not_kept)
+    assert cross_check(parse_cluster(dump_cluster(a.data))) == []

@@ -155,3 +155,8 @@ def test_topology_switches_and_a_switch_naming_a_node_slurm_conf_lacks():
 def test_every_fixture_reads(d):
     c = sc.read_slurm_conf(CONF / d / "slurm.conf")
     assert c.controllers and c.nodes and c.partitions
+
+
+def test_found_by_the_property_test_a_number_past_clustershells_range_is_our_error():
+    with pytest.raises(sc.SlurmConfError, match=r"topology.conf:1: bad hostlist"):
+        sc.parse_topology_conf("SwitchName=s0 Nodes=circe-n[001-016],n[019-020]99999999999999999999SwitchName=s1\n")
