@@ -18,6 +18,7 @@ from slurmkit.facts.cpu import (
 )
 from slurmkit.facts.ib import SYSFS_IB_COMMAND, parse_ibdev2netdev, parse_ibstat, parse_ibstatus, parse_sysfs_ib
 from slurmkit.facts.errors import FactsParseError
+from slurmkit.facts.hostname import HOSTNAME_COMMAND, parse_hostname
 from slurmkit.facts.ibnet import parse_ibnetdiscover
 from slurmkit.facts.net import parse_ip_addr, parse_ip_route_get, route_to_host_command
 from slurmkit.facts.models import (
@@ -76,6 +77,8 @@ COMMANDS: dict[str, str] = {
     "slurm_version": SLURM_VERSION_COMMAND,
     "slurm_packages": SLURM_PACKAGES_COMMAND,
     "slurm_candidate": SLURM_CANDIDATE_COMMAND,
+    # The host's own short hostname: its Slurm NodeName / SlurmctldHost (see slurmkit.hardware.slurm_names)
+    "hostname": HOSTNAME_COMMAND,
 }
 # Per host, added by discovery.collect: the route to the first head (route_to_host_command), under this name.
 ROUTE_TO_HEAD = "ip_route_head"
@@ -119,6 +122,7 @@ def facts_from_outputs(hostname: str, outputs: dict[str, str]) -> NodeFacts:
     facts.ipv4 = parse_ip_addr(out("ip_addr"))
     facts.head_route = parse_ip_route_get(out(ROUTE_TO_HEAD))
     facts.slurm = slurm_versions(out("slurm_version"), out("slurm_packages"), out("slurm_candidate"))
+    facts.short_hostname = parse_hostname(out("hostname"))
     return facts
 
 
@@ -145,6 +149,7 @@ __all__ = [
     "TopoMatrix",
     "facts_from_outputs",
     "gpus_from_query",
+    "parse_hostname",
     "parse_ibdev2netdev",
     "parse_ibnetdiscover",
     "parse_ibstat",

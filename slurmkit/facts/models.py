@@ -235,7 +235,11 @@ class SlurmVersions:
 
 @dataclass
 class NodeFacts:
-    """Everything collected from one host. A missing tool leaves its part empty: that is a fact, not an error."""
+    """Everything collected from one host. A missing tool leaves its part empty: that is a fact, not an error.
+
+    ``hostname`` is the name the cluster file gives the host (the record's key); ``short_hostname`` the host's
+    own name, as it reports it (``/proc/sys/kernel/hostname`` up to the first dot), None in records cached
+    before discovery asked for it."""
 
     hostname: str
     gpus: list[Gpu] = field(default_factory=list)
@@ -250,6 +254,7 @@ class NodeFacts:
     ipv4: list[Ipv4Address] = field(default_factory=list)
     head_route: RouteInfo | None = None
     slurm: SlurmVersions | None = None  # absent from records cached before it existed: None
+    short_hostname: str | None = None  # likewise
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
