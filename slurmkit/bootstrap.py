@@ -35,9 +35,9 @@ from slurmkit.provision import (
 )
 from slurmkit.render import HardwareSource, render_cluster
 from slurmkit.slurm import DEFAULT_CONF, ConnRunner, commands, parsers, state
-from slurmkit.slurm.commands import shell_command
 
 
+EARLY_READ_S = 5  # the primary probe's `scontrol show node` (see bootstrap)
 MUNGE_KEY_BYTES = 1024
 MUNGE_KEY_MIN = 32  # munged: "Keyfile must be at least 32 bytes"
 
@@ -119,8 +119,10 @@ def bootstrap(cluster: Cluster, cluster_file: Path, hardware: HardwareSource, li
         primary = PrimaryWatch(cluster.head_names[0], cluster.head_names[0] in roles)
 
         # The primary's probe also reads Slurm's node list when its slurmctld runs: when this run changes nothing
-        # anywhere, that read is the verification, and no second connection to the primary is needed.
-        early = None if dry_run else also_script(_running_check("slurmctld"), shell_command(commands.SHOW_NODES))
+        # anywhere, that read is the verification, and no second connection to the primary is needed. Bounded:
+        # scontrol waits 9 s for a controller that does not answer (the polling verify then asks, as before).
+        early = None if dry_run else also_script(
+            _running_check("slurmctld"), f"{commands.conf_env()} timeout {EARLY_READ_S} {shlex.join(commands.SHOW_NODES)}")
 
         def apply(conn):
             wait = primary.answers if roles[conn.name] == "compute" else None
