@@ -17,6 +17,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from slurmkit import hostlist
 from slurmkit.errors import SlurmkitError
@@ -159,7 +160,15 @@ class SwitchDef:
 # ------------------------------------------------------------------------------------------------- lines
 
 
-def logical_lines(text: str, source: str, depth: int = 0, base: Path | None = None, seen: list[str] | None = None) -> list[Record]:
+Reader = Callable[[Path], str]  # a file's text; raises OSError when it cannot be read (a remote host's files)
+
+
+def _read_local(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+def logical_lines(text: str, source: str, depth: int = 0, base: Path | None = None, seen: list[str] | None = None,
+                  read: Reader = _read_local) -> list[Record]:
     """Every ``key=value`` line of ``text`` (comments dropped, continuations joined, includes read in place)."""
     if not isinstance(text, str):
         raise SlurmConfError(f"{source}: not text")
@@ -182,7 +191,7 @@ def logical_lines(text: str, source: str, depth: int = 0, base: Path | None = No
         where = Where(source, start)
         m = _INCLUDE.match(line)
         if m and "=" not in line:
-            out += _include(m.group(1).strip().strip('"'), where, depth, base, seen)
+            out += _include(m.group(1).strip().strip('"'), where, depth, base, seen, read)
             continue
         out.append(Record(_pairs(line, where), where))
     if buf.strip():
@@ -229,18 +238,18 @@ def _pairs(line: str, where: Where) -> list[tuple[str, str]]:
     return pairs
 
 
-def _include(target: str, where: Where, depth: int, base: Path | None, seen: list[str]) -> list[Record]:
+def _include(target: str, where: Where, depth: int, base: Path | None, seen: list[str], read: Reader) -> list[Record]:
     if depth >= MAX_INCLUDE_DEPTH:
         raise SlurmConfError(f"{where}: include {target!r}: more than {MAX_INCLUDE_DEPTH} levels deep (an include loop?)")
     if base is None:
         raise SlurmConfError(f"{where}: include {target!r}: no directory to read it from (text given without a file)")
     path = Path(target) if os.path.isabs(target) else base / target
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = read(path)
     except OSError as exc:
         raise SlurmConfError(f"{where}: include {target!r}: {exc.strerror or exc}") from None
     seen.append(str(path))
-    return logical_lines(text, str(path), depth + 1, path.parent, seen)
+    return logical_lines(text, str(path), depth + 1, path.parent, seen, read)
 
 
 def _expand(expr: str, where: Where) -> list[str]:
@@ -274,18 +283,19 @@ _NODE_KEYS = {
 }
 
 
-def read_slurm_conf(path: str | os.PathLike) -> SlurmConf:
+def read_slurm_conf(path: str | os.PathLike, read: Reader = _read_local) -> SlurmConf:
+    """slurm.conf at ``path`` with its includes; ``read`` reads each file (default: this machine's)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8", errors="replace")
+        text = read(p)
     except OSError as exc:
         raise SlurmConfError(f"{p}: {exc.strerror or exc}") from None
-    return parse_slurm_conf(text, str(p), base=p.parent)
+    return parse_slurm_conf(text, str(p), base=p.parent, read=read)
 
 
-def parse_slurm_conf(text: str, source: str = "slurm.conf", base: Path | None = None) -> SlurmConf:
+def parse_slurm_conf(text: str, source: str = "slurm.conf", base: Path | None = None, read: Reader = _read_local) -> SlurmConf:
     files: list[str] = [source]
-    records = logical_lines(text, source, 0, base, files)
+    records = logical_lines(text, source, 0, base, files, read)
     conf = SlurmConf(source, files=files)
     node_default: dict[str, str] = {}
     part_default: dict[str, str] = {}

@@ -207,3 +207,81 @@ def test_found_by_the_property_test_a_partition_twice_and_two_defaults():
     assert any("slurm.conf:4: PartitionName=a again" in n for n in a.not_kept)
     assert any("slurm.conf:3: PartitionName=a Default=YES: the last partition with Default=YES (b)" in n for n in a.not_kept)
     assert cross_check(parse_cluster(dump_cluster(a.data))) == []
+
+
+# ----- the CLI functions, on a throwaway command wired as `init` will be -----------------------------------------
+
+import click  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from slurmkit.cli import adopt as cli_adopt  # noqa: E402
+
+
+@click.command()
+@click.option("--ssh-config")
+@click.option("--user", default="ubuntu")
+@click.option("--identity-file")
+@click.option("-o", "--output", default="cluster.yaml")
+@click.option("--force", is_flag=True)
+@cli_adopt.adopt_options
+def _init(ssh_config, user, identity_file, output, force, from_slurm_conf, gres_conf, topology_conf, from_head):
+    cli_adopt.run_adopt(from_slurm_conf=from_slurm_conf, gres_conf=gres_conf, topology_conf=topology_conf, from_head=from_head,
+                        ssh_config=ssh_config, user=user, identity_file=identity_file, output=output, force=force)
+
+
+def _invoke(args: list[str]):
+    return CliRunner().invoke(_init, args)
+
+
+def test_cli_from_slurm_conf_reads_gres_conf_beside_it_and_prints_what_was_not_kept(tmp_path: Path):
+    out = tmp_path / "cluster.yaml"
+    r = _invoke(["--from-slurm-conf", str(CONF / "ocotillo-multi-gpu" / "slurm.conf"), "-o", str(out), "--identity-file", "~/.ssh/id"])
+    assert r.exit_code == 0, r.output
+    assert "not kept: " in r.output and "several GPU types" in r.output and f"wrote {out}: cluster ocotillo" in r.output
+    text = out.read_text()
+    assert text.startswith("# Adopted by `slurmkit init` from ") and str(CONF / "ocotillo-multi-gpu" / "gres.conf") in text.splitlines()[0]
+    c = parse_cluster(text)
+    assert c.ssh.user == "ubuntu" and c.ssh.identity_file == "~/.ssh/id"
+    assert {g.names: g.gpus.files for g in c.nodes if g.gpus}["ibtesla"] == "/dev/nvidia[0-3]"
+    again = _invoke(["--from-slurm-conf", str(CONF / "ocotillo-multi-gpu" / "slurm.conf"), "-o", str(out)])
+    assert again.exit_code != 0 and "already exists" in str(again.exception)
+
+
+def test_cli_findings_are_printed_and_exit_is_0(tmp_path: Path):
+    out = tmp_path / "c.yaml"
+    r = _invoke(["--from-slurm-conf", str(CONF / "nvidia-circe-superpod" / "slurm.conf"), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "finding: " in r.output and "names node(s) slurm.conf does not define: n[019-020]" in r.output
+    assert "# Findings in the originals:" in out.read_text()
+
+
+def test_cli_nothing_usable_is_our_error_and_nothing_is_written(tmp_path: Path):
+    out = tmp_path / "c.yaml"
+    r = _invoke(["--from-slurm-conf", str(CONF / "neptrain-controlmachine" / "slurm.conf"), "-o", str(out)])
+    assert isinstance(r.exception, sc.SlurmConfError) and r.exception.exit_code == 2 and not out.exists()
+    r = _invoke(["--from-slurm-conf", str(tmp_path / "missing.conf"), "-o", str(out)])
+    assert isinstance(r.exception, sc.SlurmConfError) and "missing.conf" in str(r.exception)
+    r = _invoke(["--gres-conf", "x", "--from-head", "h", "-o", str(out)])
+    assert r.exit_code == 2 and "go with --from-slurm-conf" in r.output
+
+
+def test_read_remote_finds_slurm_conf_and_reads_includes_through_the_given_functions(tmp_path: Path):
+    """read_remote with this machine as the "host": the real FIND_CONF shell command (SLURM_CONF in the
+    environment comes first, so scontrol is not asked) and files read from disk."""
+    (tmp_path / "nodes.conf").write_text("NodeName=n[1-2] CPUs=4\n")
+    (tmp_path / "slurm.conf").write_text("SlurmctldHost=h\ninclude nodes.conf\nPartitionName=p Nodes=ALL\n")
+    (tmp_path / "gres.conf").write_text("NodeName=n[1-2] Name=gpu File=/dev/nvidia0\n")
+    env = {**os.environ, "SLURM_CONF": str(tmp_path / "slurm.conf")}
+
+    def run(cmd: str) -> str:
+        return subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, env=env, timeout=60).stdout
+
+    def read(p: str) -> bytes | None:
+        return Path(p).read_bytes() if Path(p).exists() else None
+
+    got = cli_adopt.read_remote(run, read, "localhost")
+    assert list(got.conf.nodes) == ["n1", "n2"] and got.gres and got.switches is None
+    assert got.sources == [f"localhost:{tmp_path / 'slurm.conf'}", f"localhost:{tmp_path / 'nodes.conf'}", f"localhost:{tmp_path / 'gres.conf'}"]
+    (tmp_path / "nodes.conf").unlink()
+    with pytest.raises(sc.SlurmConfError, match=r"slurm.conf:2: include 'nodes.conf': No such file on localhost"):
+        cli_adopt.read_remote(run, read, "localhost")
