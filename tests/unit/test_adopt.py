@@ -285,3 +285,59 @@ def test_read_remote_finds_slurm_conf_and_reads_includes_through_the_given_funct
     (tmp_path / "nodes.conf").unlink()
     with pytest.raises(sc.SlurmConfError, match=r"slurm.conf:2: include 'nodes.conf': No such file on localhost"):
         cli_adopt.read_remote(run, read, "localhost")
+
+
+# ----- Slurm's own reading of GRES: `slurmd -N NODE -G -f slurm.conf` on the originals and on the rendered files -----
+
+
+def _slurmd_gres(conf_dir: Path, node: str) -> list[tuple[str, str, str, str]]:
+    """Each GPU device as slurmd reads it: (name, type, file, cores). slurmd prints one record per gres.conf
+    line (``Gres Name=gpu Type=v100 Count=4 Index=0 ID=.. File=/dev/nvidia[0-3] (null)``); render writes one line
+    per device, so records are split into devices (Count spread over File) before comparing."""
+    out = subprocess.run(["slurmd", "-N", node, "-G", "-f", str(conf_dir / "slurm.conf")], capture_output=True,
+                         text=True, timeout=60)
+    records = [ln.split("slurmd: Gres ", 1)[1] for ln in (out.stdout + out.stderr).splitlines() if ln.startswith("slurmd: Gres ")]
+    assert records, out.stdout + out.stderr
+    devices = []
+    for rec in records:
+        words = rec.split()
+        kv = dict(w.split("=", 1) for w in words if "=" in w)
+        files = hostlist.expand(kv["File"])
+        assert int(kv["Count"]) == len(files), rec
+        devices += [(kv["Name"], kv.get("Type", ""), f, words[-1]) for f in files]
+    return sorted(devices)
+
+
+def _with_devices(text: str, dev: Path) -> str:
+    return text.replace("/dev/nvidia", f"{dev}/nvidia")
+
+
+@pytest.mark.skipif(shutil.which("slurmd") is None or os.geteuid() != 0, reason="needs Slurm's slurmd and root (device nodes)")
+def test_slurmd_reads_the_gres_of_every_gpu_node_the_same_after_adoption(tmp_path: Path):
+    """Debian's slurmd 22.05 prints each node's GRES (name, type, count, files, cores) from slurm.conf and
+    gres.conf; it stats every File=, so both sides' /dev/nvidiaN become placeholder character devices in tmp."""
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    for i in range(8):
+        os.mknod(dev / f"nvidia{i}", 0o666 | 0o020000, os.makedev(195, i))
+    d = "ocotillo-multi-gpu"
+    o = originals(d)
+    orig, rend = tmp_path / "orig", tmp_path / "rendered"
+    orig.mkdir()
+    rend.mkdir()
+    for name in ("slurm.conf", "gres.conf"):
+        (orig / name).write_text(_with_devices((CONF / d / name).read_text(), dev))
+    for name, text in render_cluster(parse_cluster(dump_cluster(adopted(o).data))).files.items():
+        (rend / name).write_text(_with_devices(text, dev))
+    gpu_nodes = [n for n, node in o.conf.nodes.items() if any(g.name == "gpu" for g in node.gres)]
+    assert gpu_nodes == ["ibnodo1", "ibnodo2", "visualizacion1", "visualizacion2", "ibtesla"]
+    differ = {}
+    for n in gpu_nodes:
+        a, b = _slurmd_gres(orig, n), _slurmd_gres(rend, n)
+        if a != b:
+            differ[n] = (a, b)
+    # the one difference is the one not-kept line: visualizacion1's second GPU type
+    assert list(differ) == ["visualizacion1"]
+    a, b = differ["visualizacion1"]
+    assert [x for x in a if x[1] != "gtx1060"] == b and ("gpu", "gtx1060", f"{dev}/nvidia1", "(null)") in a
+    assert _slurmd_gres(rend, "ibtesla") == [("gpu", "v100", f"{dev}/nvidia{i}", "(null)") for i in range(4)]
