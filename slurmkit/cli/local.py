@@ -123,6 +123,11 @@ def images(ctx: click.Context, as_json: bool) -> None:
     Debian archive, plus what a rented node always has (openssh-server, systemd, iproute2, procps, python3,
     sudo, ca-certificates); no Slurm and no munge (bootstrap installs them). Cached in
     /var/cache/slurmkit/images/NAME; rebuilt when its recipe changed or it is older than 30 days.
+    Beside it, NAME/repo/: a package repository of the .debs slurmctld, slurmd, slurm-client, munge, slurmdbd
+    and mariadb-server need on that image (downloaded once from Debian's archive, rebuilt with the image). `local
+    up --image` serves it from the first head (http://HEAD-PRIVATE-ADDRESS/, an HTTP server in that head's
+    network namespace, ended by `local down`) and makes it every node's only apt source, as a site mirror would
+    be: the nodes have no route out. A real cluster's nodes install from their distribution's own archive.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -136,14 +141,17 @@ def images(ctx: click.Context, as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(title=f"local images  ({li.CACHE_ROOT})")
-    for col in ("image", "suite", "built", "size", "age", "holds", "slurm in its archive", "nodes boot", "path"):
+    for col in ("image", "suite", "built", "size", "age", "holds", "slurm in its archive", "site mirror (repo)",
+                "nodes boot", "path"):
         table.add_column(col)
     for i in found:
         built = "yes" if i.built and not i.stale else ("stale: " + i.stale if i.built else "no")
         size = f"{i.size_bytes / 2**20:.0f} MiB" if i.size_bytes else "-"
         age = f"{i.age_days:.1f} d" if i.age_days is not None else "-"
+        repo = (f"slurm {i.repo_slurm}, {(i.repo_size_bytes or 0) / 2**20:.0f} MiB" if i.repo_slurm else "-") + (
+            f" ({i.repo_stale})" if i.repo_stale and i.built else "")
         table.add_row(i.name, i.suite, built, size, age, i.os_release or f"Debian {i.release}",
-                      i.slurm_candidate or "-", "systemd (nspawn)" if i.boot else "sshd (chroot)", i.path)
+                      i.slurm_candidate or "-", repo, "systemd (nspawn)" if i.boot else "sshd (chroot)", i.path)
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)
@@ -154,12 +162,15 @@ def images(ctx: click.Context, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Rebuild even when the cached image is fresh.")
 def images_build(name: str, force: bool) -> None:
-    """Build image NAME (debian-12, debian-13, debian-sid) unless a fresh one is cached."""
+    """Build image NAME (debian-12, debian-13, debian-sid) and its package repository unless fresh ones are cached."""
     from slurmkit.local import images as li
 
     i = li.build(name, force=force, log_stream=lambda m: click.echo(m, err=True))
     click.echo(f"image {i.name}: {i.os_release}, {(i.size_bytes or 0) / 2**20:.0f} MiB in {i.path}"
                + (f", built in {i.build_seconds:.0f} s" if i.build_seconds else ""))
+    r = li.build_repo(name, force=force, log_stream=lambda m: click.echo(m, err=True))
+    click.echo(f"repository {li.repo_dir(name)}: slurm {r['slurm_version']}, {r['debs']} .debs, "
+               f"{r['size_bytes'] / 2**20:.0f} MiB, built in {r['build_seconds']:.0f} s")
 
 
 @local.command("status")

@@ -163,6 +163,17 @@ class Plan:
         return f"sk-{self.tag}-c"
 
     @property
+    def repo_url(self) -> str | None:
+        """Image mode: the cluster's site mirror, the only apt source of every node: the image's package
+        repository served by the first head on its private address (every node reaches it; no route out)."""
+        return f"http://{self.heads[0].private_address}/" if self.image else None
+
+    @property
+    def repo_path(self) -> Path | None:
+        """The directory that mirror serves (``slurmkit.local.images.repo_dir``, beside the image's root)."""
+        return Path(self.image_root).parent / "repo" if self.image and self.image_root else None
+
+    @property
     def host_address(self) -> str:
         """The machine's address on the management bridge."""
         return str(ipaddress.ip_network(self.mgmt_subnet).network_address + 1)
@@ -560,6 +571,7 @@ def build_plan(
         spec = images.spec(image)
         validate_name(name)
         images.ensure(image, log_stream=log_stream)
+        images.ensure_repo(image, log_stream=log_stream)
         image_root, unified = str(images.root_dir(image)), spec.unified_cgroup
         boot = spec.boot if boot is None else boot
         if boot:
@@ -623,6 +635,11 @@ def up(plan: Plan, cluster_file: Path) -> Timings:
         )
         netns.configure_node_links({state.holders[n.name]: n.links for n in plan.nodes})
         lap("network")
+        if plan.image:
+            head = plan.heads[0]
+            netns.start_repo_server(state.holders[head.name], head.private_address, plan.repo_path,
+                                    plan.node_dir(head.name) / "site-mirror.log")
+            lap("site mirror")
         if plan.gpus_per_node:
             netns.make_char_devices(plan.gpu_dir, GPU_MAJOR, plan.gpus_per_node)
         if plan.image and plan.boot:
@@ -637,9 +654,13 @@ def up(plan: Plan, cluster_file: Path) -> Timings:
                  for n in plan.nodes}
             )
             lap("boot")
+            netns.apt_update_nodes({n.name: netns.container_argv(state.booted[n.name]) for n in plan.nodes})
+            lap("apt-get update")
         elif plan.image:
             netns.start_chroot_sshds({n.name: (state.holders[n.name], plan.node_dir(n.name) / "run") for n in plan.nodes})
             lap("sshd")
+            netns.apt_update_nodes({n.name: netns.in_node_root(state.holders[n.name], []) for n in plan.nodes})
+            lap("apt-get update")
         else:
             netns.start_sshds(
                 {
@@ -782,6 +803,23 @@ def _write_image_node_files(plan: Plan, node: NodePlan, hosts: str, kh: str, pub
     for f in ("authorized_keys", "id_ed25519"):
         os.chmod(ssh / f, 0o600)
     (upper / plan.shared_dir.relative_to("/")).mkdir(parents=True)
+    write_apt_sources(upper, plan.repo_url)
+
+
+def write_apt_sources(upper: Path, url: str) -> None:
+    """Make the cluster's site mirror a node's only apt source, in its overlay's upper layer: the image's
+    sources.list (Debian's archive, unreachable from a node) emptied, and its package lists from that archive
+    hidden (an opaque directory), so that `apt-cache policy` says what the mirror offers once `up` has run
+    `apt-get update`. A real cluster keeps the distribution's own sources: this is only the local stand-in."""
+    from slurmkit.local import images
+
+    apt = upper / "etc" / "apt"
+    (apt / "sources.list.d").mkdir(parents=True, exist_ok=True)
+    (apt / "sources.list").write_text("# slurmkit local: the only source is sources.list.d/slurmkit-site-mirror.sources\n")
+    (apt / "sources.list.d" / "slurmkit-site-mirror.sources").write_text(images.node_apt_sources(url))
+    lists = upper / "var" / "lib" / "apt" / "lists"
+    (lists / "partial").mkdir(parents=True, exist_ok=True)
+    os.setxattr(lists, "trusted.overlay.opaque", b"y")
 
 
 def down(name: str, state: State | None = None, state_root: Path = STATE_ROOT) -> list[str]:

@@ -170,6 +170,9 @@ class ImageInfo:
     build_seconds: float | None
     os_release: str | None  # PRETTY_NAME of the built root
     slurm_candidate: str | None  # the slurmd version its archive offers (installed by bootstrap, not in the image)
+    repo_slurm: str | None = None  # the slurmd version its package repository (the nodes' site mirror) holds
+    repo_size_bytes: int | None = None
+    repo_stale: str | None = "not built"  # why `local up` would (re)build the repository, or None
 
     @property
     def age_days(self) -> float | None:
@@ -204,6 +207,7 @@ def info(name: str, cache_root: Path | None = None, mirror: str | None = None) -
     image = spec(name)
     meta = _read_meta(name, cache_root)
     built = meta is not None and root_dir(name, cache_root).is_dir()
+    repo = _repo_meta(name, cache_root)
     try:
         expected = recipe_hash(image, mirror or machine_mirror())
     except LocalClusterError:
@@ -214,6 +218,8 @@ def info(name: str, cache_root: Path | None = None, mirror: str | None = None) -
         size_bytes=(meta or {}).get("size_bytes"), built_at=(meta or {}).get("built_at"),
         build_seconds=(meta or {}).get("build_seconds"), os_release=(meta or {}).get("os_release"),
         slurm_candidate=(meta or {}).get("slurm_candidate"),
+        repo_slurm=(repo or {}).get("slurm_version"), repo_size_bytes=(repo or {}).get("size_bytes"),
+        repo_stale=repo_staleness(repo, meta if built else None),
     )
 
 
@@ -389,3 +395,202 @@ def remove_old_roots(name: str, cache_root: Path | None = None, state_root: Path
 def ensure(name: str, log_stream=None) -> ImageInfo:
     """The image, built first if it is missing or stale."""
     return build(name, log_stream=log_stream)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The image's package repository: what bootstrap installs, served to the nodes as a site mirror would be
+
+# What bootstrap installs (and what accounting will): resolved in the image root, so the repository holds exactly
+# the .debs these need that the image lacks.
+REPO_PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge", "slurmdbd", "mariadb-server")
+REPO_VERSION = 1  # bump when the repository's build steps change
+REPO_PORT = 80  # the head serves it on its private address, as a site mirror would
+# apt resolutions downloaded: the whole set with and without Recommends, and each package alone without (what
+# bootstrap's `apt-get install --no-install-recommends` of any subset resolves to is in their union).
+_REPO_SETS = [("", REPO_PACKAGES)] + [("--no-install-recommends", REPO_PACKAGES)] + [
+    ("--no-install-recommends", (p,)) for p in REPO_PACKAGES]
+
+
+def repo_dir(name: str, cache_root: Path | None = None) -> Path:
+    return image_dir(name, cache_root) / "repo"
+
+
+def _repo_meta(name: str, cache_root: Path | None) -> dict | None:
+    try:
+        return json.loads((repo_dir(name, cache_root) / "repo.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def repo_staleness(repo: dict | None, image: dict | None) -> str | None:
+    """Why an image's repository (its repo.json) must be rebuilt, given the image's image.json, or None. Pure."""
+    if image is None:
+        return "image not built"
+    if repo is None:
+        return "not built"
+    if repo.get("image_built_at") != image.get("built_at"):
+        return "image rebuilt since"
+    if repo.get("version") != REPO_VERSION or sorted(repo.get("packages", [])) != sorted(REPO_PACKAGES):
+        return "recipe changed"
+    return None
+
+
+def deb_stanza(control: str, filename: str, data: bytes) -> str:
+    """The Packages stanza of one .deb: its control fields (``dpkg-deb -f``), then Filename, Size and hashes, as
+    dpkg-scanpackages writes them. Pure."""
+    lines = [line for line in control.rstrip("\n").splitlines() if line.strip()]
+    return "\n".join(lines + [
+        f"Filename: ./{filename}", f"Size: {len(data)}", f"MD5sum: {hashlib.md5(data).hexdigest()}",
+        f"SHA1: {hashlib.sha1(data).hexdigest()}", f"SHA256: {hashlib.sha256(data).hexdigest()}",
+    ]) + "\n"
+
+
+def deb_filename(fields: dict[str, str]) -> str:
+    """A .deb's file name in the repository: PACKAGE_VERSION_ARCH.deb without the epoch (no ``:`` or ``%`` in a
+    URL path). Pure."""
+    version = fields["Version"].split(":", 1)[-1]
+    return f"{fields['Package']}_{version}_{fields.get('Architecture', 'all')}.deb"
+
+
+def release_file(files: dict[str, bytes], label: str, date: str, architectures: str) -> str:
+    """A flat repository's Release: what it is and the size and hashes of its index files. Pure."""
+    out = [f"Origin: slurmkit", f"Label: {label}", "Suite: ./", f"Date: {date}", f"Architectures: {architectures}",
+           "Description: slurmkit local site mirror: the Slurm and munge packages of one local image"]
+    for field_name, fn in (("MD5Sum", hashlib.md5), ("SHA256", hashlib.sha256)):
+        out.append(f"{field_name}:")
+        out += [f" {fn(data).hexdigest()} {len(data)} {name}" for name, data in sorted(files.items())]
+    return "\n".join(out) + "\n"
+
+
+def packages_versions(packages_text: str) -> dict[str, str]:
+    """Package -> Version of a Packages index. Pure."""
+    out = {}
+    for stanza in re.split(r"\n\s*\n", packages_text):
+        fields = dict(re.findall(r"^([A-Za-z0-9-]+):\s*(.*)$", stanza, re.M))
+        if "Package" in fields and "Version" in fields:
+            out[fields["Package"]] = fields["Version"]
+    return out
+
+
+def node_apt_sources(url: str) -> str:
+    """A node's only apt source: the cluster's site mirror (a flat, unsigned repository on the cluster network:
+    ``Trusted: yes``, as a site's internal mirror often is). Pure."""
+    return f"Types: deb\nURIs: {url}\nSuites: ./\nTrusted: yes\n"
+
+
+REPO_SCRIPT = """\
+set -e
+mount -t overlay overlay -o "lowerdir=$R,upperdir=$T/upper,workdir=$T/work" "$T/merged"
+M="$T/merged"
+mkdir -p "$M/slurmkit-debs"
+mount --bind "$T/debs" "$M/slurmkit-debs"
+mount -t proc proc "$M/proc"
+mount --rbind /dev "$M/dev"
+mount -t sysfs sys "$M/sys"
+cp /etc/resolv.conf "$M/etc/resolv.conf"
+chroot "$M" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 sh -c "$CMD"
+"""
+
+
+def _download_debs(root: Path, work: Path, log) -> None:
+    """Download into ``work/debs`` what REPO_PACKAGES need on the image ``root``: apt in the image's own root
+    (its dpkg database: only what the image lacks), through an overlay in a private mount namespace so that the
+    image itself is untouched (nodes may be running on it)."""
+    for d in ("upper", "work", "merged", "debs/partial"):
+        (work / d).mkdir(parents=True, exist_ok=True)
+    opts = "-o Dir::Cache::archives=/slurmkit-debs/ -o APT::Keep-Downloaded-Packages=true"
+    cmd = "apt-get update -q && " + " && ".join(
+        f"apt-get install -y -q --download-only {flag} {opts} {' '.join(pkgs)}" for flag, pkgs in _REPO_SETS)
+    _run(["unshare", "--mount", "--propagation", "private", "sh", "-c", REPO_SCRIPT],
+         "apt-get install --download-only " + " ".join(REPO_PACKAGES), log,
+         env={"R": str(root), "T": str(work), "CMD": cmd})
+
+
+def _index(repo: Path, label: str) -> dict[str, str]:
+    """Write Packages, Packages.gz and Release of the flat repository ``repo`` (its .debs); package -> version."""
+    import gzip
+    from email.utils import formatdate
+
+    stanzas, arches = [], set()
+    for deb in sorted(repo.glob("*.deb")):
+        proc = subprocess.run(["dpkg-deb", "-f", str(deb)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise LocalClusterError(f"image repository: `dpkg-deb -f {deb}` failed: {proc.stderr.strip()}")
+        fields = dict(re.findall(r"^([A-Za-z0-9-]+):\s*(.*)$", proc.stdout, re.M))
+        plain = deb_filename(fields)
+        if plain != deb.name:  # apt's "1%3a5.2" (an epoch) would reach the server as "1:5.2"
+            deb = deb.rename(repo / plain)
+        stanza = deb_stanza(proc.stdout, deb.name, deb.read_bytes())
+        arches.add(dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, re.M)).get("Architecture", "all"))
+        stanzas.append(stanza)
+    packages = "\n".join(stanzas).encode()
+    files = {"Packages": packages, "Packages.gz": gzip.compress(packages, mtime=0)}
+    for fname, data in files.items():
+        (repo / fname).write_bytes(data)
+    (repo / "Release").write_text(release_file(files, label, formatdate(usegmt=True), " ".join(sorted(arches))))
+    return packages_versions(packages.decode())
+
+
+def build_repo(name: str, cache_root: Path | None = None, force: bool = False, log_stream=None) -> dict:
+    """Build image ``name``'s package repository (``NAME/repo/``) unless a fresh one is there; its repo.json.
+
+    The image must be built. Holds ``NAME.repo.lock`` while it checks and builds; builds into a temporary
+    directory renamed into place when complete."""
+    cache = cache_root or CACHE_ROOT
+    image_meta = _read_meta(name, cache)
+    root = root_dir(name, cache)
+    if image_meta is None or not root.is_dir():
+        raise LocalClusterError(f"image {name} is not built: `slurmkit local images build {name}`")
+    with open(cache / f"{name}.repo.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = _repo_meta(name, cache)
+        if repo_staleness(current, image_meta) is None and not force:
+            return current
+        free = shutil.disk_usage(cache).free
+        if free < 1024**3:
+            raise LocalClusterError(f"image repository: {free // 2**20} MiB free under {cache}; it needs ~300 MiB")
+        for left in cache.glob(f".{name}.repo-build-*"):  # a build killed midway (this one holds the lock)
+            shutil.rmtree(left, ignore_errors=True)
+        tmp = cache / f".{name}.repo-build-{os.getpid()}"
+        tmp.mkdir()
+        t0 = time.time()
+        log_path = cache / f"{name}.repo.log"
+        try:
+            with open(log_path, "w") as log:
+                if log_stream is not None:
+                    log_stream(f"building the package repository of image {name} ({', '.join(REPO_PACKAGES)}) "
+                               f"from {image_meta.get('mirror')}; log {log_path}")
+                _download_debs(root, tmp, log)
+            repo = tmp / "repo"
+            (tmp / "debs").rename(repo)
+            shutil.rmtree(repo / "partial", ignore_errors=True)
+            (repo / "lock").unlink(missing_ok=True)
+            versions = _index(repo, f"slurmkit {name}")
+            missing = [p for p in REPO_PACKAGES if p not in versions]
+            if missing:
+                raise LocalClusterError(f"image repository of {name}: no .deb of {', '.join(missing)} was downloaded; "
+                                        f"log {log_path}")
+            meta = {
+                "image": name, "version": REPO_VERSION, "packages": list(REPO_PACKAGES),
+                "image_built_at": image_meta.get("built_at"), "mirror": image_meta.get("mirror"),
+                "built_at": time.time(), "build_seconds": round(time.time() - t0, 1),
+                "debs": len(list(repo.glob("*.deb"))), "size_bytes": _du(repo),
+                "slurm_version": versions.get("slurmd"), "versions": {p: versions[p] for p in REPO_PACKAGES},
+            }
+            (repo / "repo.json").write_text(json.dumps(meta, indent=2) + "\n")
+            final = repo_dir(name, cache)
+            if final.exists():
+                # a running cluster's server reads the old one by path: it is replaced whole, never edited
+                final.rename(cache / f".{name}.repo-old-{time.time_ns()}")
+            repo.rename(final)
+            for old in cache.glob(f".{name}.repo-old-*"):
+                if not clusters_using(name):
+                    shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return meta
+
+
+def ensure_repo(name: str, log_stream=None) -> dict:
+    """The image's repository, built first if it is missing or stale (the image must be built)."""
+    return build_repo(name, log_stream=log_stream)

@@ -527,6 +527,49 @@ def in_container(nspawn: int, argv: list[str]) -> str:
     return _run([_bin("nsenter"), "-t", children[0], "-a", *argv])
 
 
+def start_repo_server(holder: int, address: str, directory: Path, log: Path, port: int = 80,
+                      timeout: float = 10) -> int:
+    """Serve ``directory`` over HTTP on ``address:port`` in the network namespace of the node held by ``holder``
+    (a head: the cluster's site mirror), detached; waits until it listens. Its PID. It lives in that node's
+    namespaces, so `down` ends it with the node's other processes."""
+    argv = [_bin("nsenter"), "-t", str(holder), "-n", "-m", sys.executable, "-m", "http.server", "--bind", address,
+            "--directory", str(directory), str(port)]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while not listening(holder, port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            text = log.read_text(errors="replace") if log.exists() else ""
+            raise CommandError(shlex.join(argv), proc.returncode, "", text or f"not listening after {timeout:.0f} s")
+        time.sleep(0.02)
+    return proc.pid
+
+
+def container_argv(nspawn: int) -> list[str]:
+    """argv prefix running in every namespace of a booted node's systemd (the child of its systemd-nspawn)."""
+    children = (_read(f"/proc/{nspawn}/task/{nspawn}/children") or "").split()
+    if not children:
+        raise LocalClusterError(f"systemd-nspawn {nspawn} runs no container (the node is not booted)")
+    return [_bin("nsenter"), "-t", children[0], "-a"]
+
+
+def apt_update_nodes(prefixes: Mapping[str, list[str]]) -> None:
+    """`apt-get update` in every node at once (node -> argv prefix that runs in it): their package lists from
+    the cluster's site mirror, as a node's image has its archive's. A failure names the node with apt's output."""
+    cmd = ["/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "apt-get", "update", "-q"]
+    what = "apt-get update from the site mirror"
+    out = _run_many({node: (prefix + cmd, None) for node, prefix in prefixes.items()}, what=what)
+    # apt-get update exits 0 when a source fails ("Err:" lines, "W: Failed to fetch")
+    failed = {node: CommandError(shlex.join(cmd), 0, text, "source failed", node)
+              for node, text in out.items() if re.search(r"^Err:", text, re.M)}
+    if failed:
+        raise NodeCommandsFailed(what, failed, out)
+
+
 def listening(pid: int, port: int) -> bool:
     """Whether something listens on TCP ``port`` in the network namespace of ``pid`` (its /proc/PID/net/tcp)."""
     text = _read(f"/proc/{pid}/net/tcp") or ""

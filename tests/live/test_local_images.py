@@ -75,6 +75,8 @@ def _leftovers(name: str, plan: lc.Plan) -> list[str]:
                 continue
             if b"--register=no" in cmdline and any(a.startswith(f"--machine={name}-".encode()) for a in cmdline):
                 left.append(f"systemd-nspawn pid {entry}")
+            if plan.image and b"http.server" in cmdline and plan.heads[0].private_address.encode() in cmdline:
+                left.append(f"site mirror pid {entry}")
     return left
 
 
@@ -186,6 +188,8 @@ def test_chroot_mode_without_systemd_and_its_down(tmp_path):
             out = c.run(node, "hostname; . /etc/os-release; echo $VERSION_ID; cat /proc/1/comm")
             hostname, version, _pid1 = out.splitlines()
             assert (hostname, version) == (node.name, "13")
+        # up ran apt-get update in the chroot nodes too: the site mirror's Slurm is their candidate
+        assert re.search(r"Candidate: 24\.11\.", c.run(c.plan.computes[0], "apt-cache policy slurmd"))
     finally:
         slurmkit("local", "down", "--name", name, cwd=tmp_path)
     assert _leftovers(name, c.plan) == []
@@ -238,3 +242,42 @@ def test_a_node_that_fails_to_boot_is_named_with_its_log_and_up_cleans_up(tmp_pa
         assert not (tmp_path / "cluster.yaml").exists()
     finally:
         lc.down(name)
+
+
+def test_local_images_lists_the_site_mirror_it_serves(booted):
+    import json
+
+    img = {i["name"]: i for i in json.loads(slurmkit("local", "images", "--json", cwd=booted.cwd).stdout)}["debian-13"]
+    assert img["repo_stale"] is None and img["repo_slurm"].startswith("24.11.")
+    repo = Path(img["path"], "repo")
+    assert booted.plan.repo_path == repo
+    debs = {p.name.split("_")[0] for p in repo.glob("*.deb")}
+    assert {"slurmctld", "slurmd", "slurm-client", "munge", "slurmdbd", "mariadb-server"} <= debs
+    # only what the image lacks: nothing the image already has installed (its own dpkg database)
+    status = (Path(img["path"], "root", "var", "lib", "dpkg", "status")).read_text()
+    assert "Package: systemd\n" in status and "systemd" not in debs
+
+
+def test_slurmd_installs_from_the_site_mirror_on_the_cluster_network(booted):
+    """A compute (no route out: Debian's archive unreachable) installs slurmd 24.11.x with apt from the head's
+    site mirror, its only source. Last in this file: it leaves slurmd on that node."""
+    node = booted.plan.computes[0]
+    mirror = booted.plan.repo_url
+    assert mirror == f"http://{booted.plan.heads[0].private_address}/"
+    sources = booted.run(node, "cat /etc/apt/sources.list /etc/apt/sources.list.d/*")
+    uris = re.findall(r"^(?:deb\s+(?:\[[^]]*\]\s+)?(\S+)|URIs:\s*(\S+))", sources, re.M)
+    assert [a or b for a, b in uris] == [mirror], sources
+    assert "deb.debian.org" not in booted.run(node, "apt-cache policy")
+    out = booted.run(node, "export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q slurmd")
+    assert "Err:" not in out, out
+    version = booted.run(node, "dpkg-query -W -f '${Status} ${Version}' slurmd")
+    assert re.fullmatch(r"install ok installed 24\.11\.\d+\S*", version), version
+    assert re.match(r"slurm(-wlm)? 24\.11\.", booted.run(node, "slurmd -V"))  # Debian's says "slurm-wlm 24.11.5"
+    # the head's server saw that node fetch the .deb
+    log = (booted.plan.node_dir(booted.plan.heads[0].name) / "site-mirror.log").read_text()
+    assert re.search(rf"^{re.escape(node.private_address)} .*\"GET /\./slurmd_24\.11\.\S+\.deb HTTP/1\.1\" 200", log, re.M), log[-2000:]
+    # and systemd runs it as a unit where systemd runs (enabled by the package; it fails to start with no
+    # slurm.conf yet: bootstrap writes that)
+    assert booted.run(node, "systemctl is-enabled slurmd").strip() == "enabled"
+    # the other compute is untouched
+    assert booted.ssh(booted.plan.computes[1], "dpkg -l slurmd").returncode != 0
