@@ -121,6 +121,10 @@ class Cluster(Model):
     shared_dir: str | None = None
     topology: Topology | None = None
     slurm_conf: dict[str, str | int] = {}  # extra slurm.conf key=value lines, applied last
+    # What Slurm calls each host (NodeName, SlurmctldHost): "hostname", its own short hostname as discovery
+    # found it (the cluster file's name or address stays the way to reach it: NodeAddr); "as-written", the
+    # cluster file's names, which must then be the hosts' hostnames (checked: slurmkit.hardware.check_names).
+    slurm_names: Literal["hostname", "as-written"] = "hostname"
 
     @field_validator("heads")
     @classmethod

@@ -6,6 +6,8 @@ and writes the facts cache beside the cluster file and holds:
 - :class:`Hardware`, what slurm.conf and gres.conf need to know about one node (the record ``render`` uses);
 - :func:`declared_hardware` (the cluster file alone) and :func:`hardware_from_facts` (a cached record);
 - :func:`check_declared`, declared hardware that the cached facts contradict;
+- :func:`slurm_names`, what Slurm calls each host (its own short hostname where discovery found it), and
+  :func:`check_names`, names that cannot work (a mismatch where names must stay as written, duplicates);
 - :func:`hardware_source`, the one entry point for rendering: it reads each compute node's cached record once,
   refuses contradictions (a :class:`~slurmkit.errors.ConfigError` listing each with its path in the cluster
   file) and gives the hardware of each node. ``render``, ``bootstrap``, ``support-bundle`` and ``demo`` use it,
@@ -330,12 +332,16 @@ def hardware_source(cluster: Cluster, cluster_file: Path,
     host and key with its path (``nodes[0].cores_per_socket: node-3 has 48, declared 56``), the same as
     ``slurmkit validate`` and ``render`` print. Then resolves the Slurm release from the same facts
     (:func:`slurm_target`; its errors are ConfigErrors too): the returned source carries it as
-    ``slurm_target``, which :func:`slurmkit.render.render_cluster` renders for.
+    ``slurm_target``, which :func:`slurmkit.render.render_cluster` renders for. Last, the names: the source
+    carries :func:`slurm_names` as ``slurm_names`` (what render calls each host), after :func:`check_names`
+    refused what would not work (ConfigError naming host, inventory name and hostname), so bootstrap refuses
+    before it pushes anything.
     """
     if records is None:
         records = cached_records(cluster, cluster_file)
     compute = set(cluster.compute_names)
     refuse_contradictions(cluster, cluster_file, {h: r for h, r in records.items() if h in compute})
+    refuse_bad_names(cluster, cluster_file, records)
     target = slurm_target(cluster, cluster_file, records)
 
     def source(name: str, group: NodeGroup) -> Hardware | None:
@@ -346,7 +352,107 @@ def hardware_source(cluster: Cluster, cluster_file: Path,
         return None if record is None else hardware_from_facts(record, group, target.release)
 
     source.slurm_target = target  # type: ignore[attr-defined]
+    source.slurm_names = slurm_names(cluster, records)  # type: ignore[attr-defined]
     return source
+
+
+# ---------------------------------------------------------------- what Slurm calls each host
+
+# A Slurm node name as slurmkit renders one: letters, digits, - and _ (no dot: Slurm's daemons compare their
+# short hostname; no hostlist or slurm.conf syntax: brackets, commas, blanks, =, #, parentheses).
+SLURM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def found_hostname(record: Mapping[str, Any] | None) -> str | None:
+    """The host's own short hostname in its cached record; None without a record, or in one cached before
+    discovery asked for it."""
+    return None if record is None else node_facts(record).short_hostname
+
+
+def slurm_names(cluster: Cluster, records: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Inventory name -> Slurm name (NodeName, SlurmctldHost) of every host, heads first. Pure.
+
+    With ``slurm_names: hostname`` (the default) a host's Slurm name is its own short hostname where its cached
+    record (``records``, by inventory name) holds one: slurmd finds its NodeName, and slurmctld itself among the
+    SlurmctldHosts, by that name, so a host known by an IP address or an alias is still found. Otherwise (no
+    facts, or ``slurm_names: as-written``) it is the cluster file's name. The cluster file's name or address
+    stays the way to reach the host (NodeAddr). Bootstrap's verify, job and bench node lists and the support
+    bundle translate with this map (:func:`inventory_names` the other way); :func:`check_names` says when it
+    cannot work."""
+    out = {}
+    for h in cluster.hosts():
+        found = found_hostname(records.get(h.name)) if cluster.slurm_names == "hostname" else None
+        out[h.name] = found or h.name
+    return out
+
+
+def inventory_names(names: Mapping[str, str]) -> dict[str, str]:
+    """Slurm name -> inventory name: the inverse of a :func:`slurm_names` map (one :func:`check_names` passed)."""
+    return {slurm: inv for inv, slurm in names.items()}
+
+
+def _where(cluster: Cluster, name: str) -> str:
+    if name in cluster.head_names:
+        return "heads" if isinstance(cluster.heads, str) else "heads.names"
+    for gi, g in enumerate(cluster.nodes):
+        if name in hostlist.expand(g.names):
+            return f"nodes[{gi}].names"
+    return ""
+
+
+def _host_text(h) -> str:
+    return h.address if h.address == h.name else f"{h.address} (inventory name {h.name})"
+
+
+def check_names(cluster: Cluster, records: Mapping[str, Mapping[str, Any]]) -> list[Problem]:
+    """Why the Slurm names of :func:`slurm_names` would not work, one problem per host (path: its place in the
+    cluster file), each naming the host's address, its inventory name and the hostname it reported. Pure.
+
+    - ``slurm_names: as-written`` and a host's hostname differs from its inventory name (slurmd would not find
+      its NodeName, slurmctld would refuse to run: "This host ... not a valid controller");
+    - a hostname that cannot be a Slurm node name (:data:`SLURM_NAME_RE`; ``localhost``, which Slurm reads as
+      any host);
+    - two hosts with one Slurm name (two machines answering to one NodeName).
+    """
+    problems: list[Problem] = []
+    hosts = cluster.hosts()
+    as_written = cluster.slurm_names == "as-written"
+    for h in hosts:
+        found = found_hostname(records.get(h.name))
+        if found is None:
+            continue
+        if as_written and found != h.name:
+            problems.append(Problem(_where(cluster, h.name), (
+                f"host {h.address}: inventory name {h.name}, its hostname is {found}; with slurm_names: as-written "
+                "the names must be the hosts' own short hostnames (slurmd and slurmctld find themselves in "
+                f"slurm.conf by them): rename the host (hostnamectl set-hostname {h.name}) or its entry, or leave "
+                f"slurm_names out to call it {found} in Slurm")))
+        elif not as_written and (not SLURM_NAME_RE.match(found) or found.lower() == "localhost"):
+            problems.append(Problem(_where(cluster, h.name), (
+                f"host {h.address}: inventory name {h.name}, its hostname {found!r} cannot be a Slurm node name "
+                "(letters, digits, - and _; not localhost): give the host a hostname of its own "
+                f"(hostnamectl set-hostname {h.name}) and re-run `slurmkit discover --limit {h.name}`")))
+    names = slurm_names(cluster, records)
+    by_slurm: dict[str, list] = {}
+    for h in hosts:
+        by_slurm.setdefault(names[h.name], []).append(h)
+    for slurm, same in by_slurm.items():
+        if len(same) < 2:
+            continue
+        listed = ", ".join(_host_text(h) for h in same)
+        for h in same[1:]:
+            problems.append(Problem(_where(cluster, h.name), (
+                f"host {_host_text(h)} has hostname {slurm}, as {_host_text(same[0])} does: Slurm would call "
+                f"{len(same)} hosts ({listed}) {slurm}; give each host a hostname of its own (or list a machine "
+                "once) and re-run `slurmkit discover`")))
+    return problems
+
+
+def refuse_bad_names(cluster: Cluster, cluster_file: Path, records: Mapping[str, Mapping[str, Any]]) -> None:
+    """Raise ConfigError (source: the cluster file) listing every :func:`check_names` problem; None if none."""
+    problems = check_names(cluster, records)
+    if problems:
+        raise ConfigError(str(cluster_file), problems)
 
 
 # ---------------------------------------------------------------- management network, NCCL env per group

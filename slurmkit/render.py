@@ -87,8 +87,20 @@ def kv(record: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in record.items() if v is not None and v != "")
 
 
+def names_of(cluster: Cluster, hardware: HardwareSource) -> dict[str, str]:
+    """Inventory name -> Slurm name of every host: the map :func:`slurmkit.hardware.hardware_source` carries
+    (``slurm_names``: own short hostnames from the facts), else each host's cluster-file name."""
+    names = {h.name: h.name for h in cluster.hosts()}
+    names.update(getattr(hardware, "slurm_names", None) or {})
+    return names
+
+
 def build_context(cluster: Cluster, hardware: HardwareSource, release: str | None = None) -> dict[str, Any]:
+    """What the templates read. Each host is called by its Slurm name (:func:`names_of`); where that is not the
+    cluster file's name, the cluster file's address (or name) is how Slurm reaches it: ``NodeAddr=``, and
+    ``SlurmctldHost=name(address)``."""
     release = release or target_of(cluster, hardware).release
+    names_map = names_of(cluster, hardware)
     differs = settings_for(release)
     problems: list[Problem] = []
     groups: dict[tuple, list[tuple[str, str | None]]] = {}
@@ -111,7 +123,10 @@ def build_context(cluster: Cluster, hardware: HardwareSource, release: str | Non
             if key not in groups:
                 groups[key] = []
                 order.append(key)
-            groups[key].append((name, addr))
+            slurm = names_map.get(name, name)
+            if slurm != name and addr is None:
+                addr = name  # the cluster file's name is how it is reached
+            groups[key].append((slurm, addr))
     if problems:
         raise ConfigError("render", problems)
 
@@ -143,12 +158,12 @@ def build_context(cluster: Cluster, hardware: HardwareSource, release: str | Non
                     cores = hw.gpu_cores[i] if i < len(hw.gpu_cores) else None
                     gres_records.append({"NodeName": names_expr, "Name": "gpu", "Type": hw.gpu_type, "File": dev, "Cores": cores})
 
-    all_nodes = hostlist.fold(cluster.compute_names)
+    all_nodes = hostlist.fold(names_map.get(n, n) for n in cluster.compute_names)
     partitions = []
     for p in cluster.partitions:
         rec = {
             "PartitionName": p.name,
-            "Nodes": all_nodes if p.nodes == "ALL" else hostlist.fold(hostlist.expand(p.nodes)),
+            "Nodes": all_nodes if p.nodes == "ALL" else hostlist.fold(names_map.get(n, n) for n in hostlist.expand(p.nodes)),
             "Default": "YES" if p.default else "NO",
             "MaxTime": p.max_time,
             "State": "UP",
@@ -156,7 +171,7 @@ def build_context(cluster: Cluster, hardware: HardwareSource, release: str | Non
         rec.update({k: v for k, v in p.options.items()})
         partitions.append(rec)
 
-    switches = topology_switches(cluster)
+    switches = topology_switches(cluster, names_map)
     cred = differs["cred"]
     settings: dict[str, Any] = {
         "ClusterName": cluster.cluster,
@@ -198,7 +213,7 @@ def build_context(cluster: Cluster, hardware: HardwareSource, release: str | Non
         "header": f"Rendered by slurmkit {__version__} for Slurm {release} (profile {cluster.profile}). "
         "Edit the cluster file and re-run `slurmkit render`, not this file.",
         "slurm_version": release,
-        "controllers": cluster.head_names,
+        "controllers": [_controller(h, names_map) for h in cluster.hosts() if h.role == "head"],
         "settings": settings,
         "nodes": node_lines,
         "partitions": partitions,
@@ -208,12 +223,20 @@ def build_context(cluster: Cluster, hardware: HardwareSource, release: str | Non
     }
 
 
+def _controller(head, names_map: Mapping[str, str]) -> str:
+    """``SlurmctldHost=`` of a head: its Slurm name, with the cluster file's address where the name differs
+    from the cluster file's (``dsg-head-1(10.0.0.1)``)."""
+    slurm = names_map.get(head.name, head.name)
+    return slurm if slurm == head.name else f"{slurm}({head.address})"
+
+
 def _fold_pairs(members: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
     """Fold names (and addresses) of one hardware group into as few NodeName lines as keep the pairing exact."""
     names = [n for n, _ in members]
     folded = hostlist.fold(names)
     if all(a is None for _, a in members):
         return [(folded, None)]
+    members = [(n, n if a is None else a) for n, a in members]  # some named by address, some not
     addrs = [a for _, a in members]
     folded_addrs = hostlist.fold(addrs)
     # Slurm pairs the expansions of NodeName and NodeAddr in order; fold only when that order is preserved.
@@ -222,16 +245,21 @@ def _fold_pairs(members: list[tuple[str, str | None]]) -> list[tuple[str, str | 
     return [(n, a) for n, a in members]
 
 
-def topology_switches(cluster: Cluster) -> list[dict[str, str]]:
+def topology_switches(cluster: Cluster, names: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+    """topology.conf's switches; nodes by their Slurm names (``names``: inventory -> Slurm name; default: as
+    the cluster file names them)."""
     t = cluster.topology
     if t is None:
         return []
+    names = names or {}
     if t.switches is not None:
         return [
-            {"SwitchName": s.name, "Nodes": hostlist.fold(hostlist.expand(s.nodes)) if s.nodes else None, "Switches": s.switches}
+            {"SwitchName": s.name,
+             "Nodes": hostlist.fold(names.get(n, n) for n in hostlist.expand(s.nodes)) if s.nodes else None,
+             "Switches": s.switches}
             for s in t.switches
         ]
-    computes = cluster.compute_names
+    computes = [names.get(n, n) for n in cluster.compute_names]
     leaves = []
     for i in range(0, len(computes), t.leaf_size):
         leaves.append({"SwitchName": f"{t.leaf_prefix}{i // t.leaf_size + 1}", "Nodes": hostlist.fold(computes[i : i + t.leaf_size])})

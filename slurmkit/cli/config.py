@@ -81,7 +81,9 @@ def init(lambda_nodes, ssh_config, dstack_fleet, tensorpool_id, workers, user, i
     else:
         data = importers.from_tensorpool(tensorpool_id, workers, user, identity_file, gpu_type, gpus_per_node)
         origin = f"TensorPool cluster {tensorpool_id}"
-    text = f"# slurmkit cluster file, written by `slurmkit init` from {origin}.\n# Keys: see README.md (Cluster file).\n" + dump_cluster(data)
+    text = (f"# slurmkit cluster file, written by `slurmkit init` from {origin}.\n# Keys: see README.md (Cluster file).\n"
+            "# Names may be placeholders: Slurm calls each host by its own hostname, which `slurmkit discover` finds\n"
+            "# (slurm_names); addresses are how slurmkit and Slurm reach the hosts.\n" + dump_cluster(data))
     parse_cluster(text, str(out))  # never write a file that validate would reject
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
@@ -104,9 +106,10 @@ def validate(ctx, as_json):
     Checks keys and values, hostlists, nodes in two groups, heads listed as compute nodes, partitions, the
     switch layout, and that the SSH files it names exist; where `slurmkit discover` cached a node's facts, that
     the hardware declared for it does not contradict them (`nodes[0].cores_per_socket: node-3 has 48, declared
-    56`). Exit 0 when valid, 2 otherwise; writes nothing.
+    56`), and that the hostnames found can be the hosts' Slurm names (`slurm_names: as-written` names that
+    are not hostnames, two hosts with one hostname). Exit 0 when valid, 2 otherwise; writes nothing.
     """
-    from slurmkit.hardware import cached_records, refuse_contradictions, slurm_target
+    from slurmkit.hardware import cached_records, refuse_bad_names, refuse_contradictions, slurm_target
 
     path = cluster_path(ctx)
     try:
@@ -114,6 +117,8 @@ def validate(ctx, as_json):
         records = cached_records(cluster, path)
         # declared hardware contradicted by facts `slurmkit discover` cached
         refuse_contradictions(cluster, path, {h: r for h, r in records.items() if h in set(cluster.compute_names)})
+        # Slurm names (own hostnames) that cannot work: as-written names that are not hostnames, duplicates
+        refuse_bad_names(cluster, path, records)
         # the Slurm release the nodes run, against the pin (slurm_version) and each other
         target = slurm_target(cluster, path, records)
     except ConfigError as exc:
