@@ -1,5 +1,12 @@
 """Cluster files from what users already have: a Lambda 1CC node list (+ SSH config), a dstack SSH fleet, a
 TensorPool cluster id. Each importer is pure (text in, cluster-file dict out) and its result passes validation.
+
+Names and addresses: each importer keeps what the user gave as the way to reach a host (a dstack fleet's IPs
+as ``addresses``; a 1CC node list's or TensorPool's names, resolved by SSH config or DNS, as the names). The
+names it writes may be placeholders (``<fleet>-node-N`` for a fleet of IPs): with ``slurm_names: hostname``, the
+default, Slurm calls each host by the short hostname ``slurmkit discover`` finds on it
+(:func:`slurmkit.hardware.slurm_names`), and the address (or, with none, the cluster file's name) becomes its
+``NodeAddr``, which the head and the nodes must be able to reach.
 """
 
 from __future__ import annotations
@@ -87,7 +94,10 @@ def from_lambda_nodes(
 
 def from_dstack_fleet(text: str, source: str, gpu_type: str | None = None, gpus_per_node: int | None = None) -> dict[str, Any]:
     """A dstack SSH fleet (``type: fleet`` with ``ssh_config.hosts``). The ``proxy_jump`` host, when given, becomes
-    the Slurm controller (head); otherwise the first host is the head and the others compute nodes."""
+    the Slurm controller (head); otherwise the first host is the head and the others compute nodes.
+
+    The hosts' ``hostname`` values (usually IPs) are kept as addresses; the names (``<fleet>-head-1``,
+    ``<fleet>-node-N``) are placeholders that discovery replaces with the hosts' own hostnames in Slurm."""
     fleet, _ = load_yaml(text, source)
     if not isinstance(fleet, dict) or not isinstance(fleet.get("ssh_config"), dict):
         raise ConfigError(source, [Problem("ssh_config", "a dstack SSH fleet needs an ssh_config mapping with hosts")])

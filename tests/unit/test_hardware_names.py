@@ -185,3 +185,40 @@ def test_init_writes_placeholders_and_validate_names_host_inventory_name_and_hos
     v = cli("validate", cwd=tmp_path)
     assert v.returncode == 2
     assert "nodes[0].names: host 10.0.0.11: inventory name my-fleet-node-1, its hostname is ip-10-0-0-11" in v.stderr
+
+
+def _rendered(data: dict, hostnames: dict[str, str], tmp_path) -> str:
+    c = parse_cluster(dump_cluster(data))
+    f = tmp_path / "cluster.yaml"
+    f.write_text("")
+    for n, h in hostnames.items():
+        write_facts(f, n, record(n, h))
+    return render_cluster(c, hardware_source(c, f)).files["slurm.conf"]
+
+
+def test_tensorpool_workers_by_name_reached_by_that_name_when_their_hostnames_differ(tmp_path):
+    data = importers.from_tensorpool("tp-7f3a2c", 2)
+    assert data["heads"] == "tp-7f3a2c-jumphost" and "addresses" not in data["nodes"][0]  # the names, as given
+    same = _rendered(data, {"tp-7f3a2c-jumphost": "tp-7f3a2c-jumphost", "tp-7f3a2c-0": "tp-7f3a2c-0",
+                            "tp-7f3a2c-1": "tp-7f3a2c-1"}, tmp_path)
+    assert "SlurmctldHost=tp-7f3a2c-jumphost\n" in same and "NodeName=tp-7f3a2c-[0-1] CPUs=2" in same
+    other = _rendered(data, {"tp-7f3a2c-jumphost": "jump", "tp-7f3a2c-0": "worker0", "tp-7f3a2c-1": "worker1"},
+                      tmp_path)
+    assert "SlurmctldHost=jump(tp-7f3a2c-jumphost)\n" in other
+    assert "NodeName=worker[0-1] NodeAddr=tp-7f3a2c-[0-1] CPUs=2" in other
+
+
+def test_lambda_names_that_are_the_hostnames_render_as_before(tmp_path):
+    from tests.unit.test_importers import LAMBDA_NODES
+
+    data = importers.from_lambda_nodes(LAMBDA_NODES, "nodes.txt")
+    c = parse_cluster(dump_cluster(data))
+    # every host reports the name the 1CC's node list gives it: the Slurm names are those names
+    assert slurm_names(c, {h.name: record(h.name, h.name) for h in c.hosts()}) == {h.name: h.name for h in c.hosts()}
+    # rendered with the heads' facts (the computes' hardware declared: no GPU facts to hold against 8 GPUs)
+    data["nodes"][0].update(sockets=2, cores_per_socket=56, threads_per_core=2, memory_mb=2000000)
+    conf = _rendered(data, {n: n for n in c.head_names}, tmp_path)
+    assert [ln for ln in conf.splitlines() if ln.startswith("SlurmctldHost=")] == [
+        "SlurmctldHost=us-east-2-1cc-head-1", "SlurmctldHost=us-east-2-1cc-head-2", "SlurmctldHost=us-east-2-1cc-head-3"]
+    assert "NodeAddr" not in conf
+    assert "PartitionName=gpu Nodes=us-east-2-1cc-node-[1-2,10] " in conf
