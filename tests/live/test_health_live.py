@@ -115,11 +115,13 @@ def test_gpu_gone_drains_that_node_then_resumes(lc):
     try:
         assert lc.on(bad, f"ls {gpu_dir}").stdout.split() == [f"nvidia{k}" for k in range(7)]
         assert len(lc.on(good, f"ls {gpu_dir}").stdout.split()) == 8  # the other node keeps its 8
+        code, report = health(lc, "--no-drain")  # reported, not acted on
+        assert code == 1 and report["nodes"][bad]["why"] == "would drain (--no-drain)" and not drained(lc, bad)
         code, report = health(lc)
         assert code == 1 and report["failed"] == [bad]
         reason = f"slurmkit:gpu-count 7/8 (missing {gpu_dir}/nvidia7)"
         assert report["nodes"][bad]["action"] == "drained"
-        assert slurm_node(lc, bad) [1] == reason and drained(lc, bad)
+        assert slurm_node(lc, bad)[1] == reason and drained(lc, bad)
         assert report["nodes"][good]["action"] == "none" and not drained(lc, good)
     finally:
         lc.on(bad, f"umount {gpu_dir}")
