@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "logs": ("slurmkit.cli.jobs:logs", "Show (and follow) a job's output."),
     "cancel": ("slurmkit.cli.jobs:cancel", "Cancel a job."),
     "bench": ("slurmkit.cli.bench:bench", "Acceptance runs: NCCL all-reduce sweeps, parse, verdict, report."),
+    "health": ("slurmkit.cli.health:health", "Run the node checks now; drain what fails, resume what slurmkit drained."),
     "local": ("slurmkit.cli.local:local", "A real Slurm cluster on this machine, in network namespaces."),
     "demo": ("slurmkit.cli.demo:demo", "Local cluster up, bootstrap, a job, an acceptance bench, the report."),
 }
