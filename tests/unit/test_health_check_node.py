@@ -112,3 +112,21 @@ def test_program_runs_as_stdin_of_python3(tmp_path):
     bad = subprocess.run([sys.executable, "-", "[1]"], input=program_text(), capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 2 and "bad expected values" in json.loads(bad.stdout)["error"]
+
+
+OLD_PYTHONS = [p for p in (Path.home() / ".pyenv" / "versions").glob("3.[67].*/bin/python3")]
+
+
+@pytest.mark.parametrize("python", OLD_PYTHONS or [None], ids=lambda p: p.parts[-3] if p else "none")
+def test_program_runs_on_old_python3(python, tmp_path):
+    """A node's python3 may be old (the docstring promises 3.7, it also runs on 3.6): same JSON there."""
+    if python is None:
+        pytest.skip("no python 3.6/3.7 under ~/.pyenv/versions on this machine")
+    expected = {"host": "n1", "gpus": {"count": 1, "type": "h100", "files": ["/dev/null"]}, "munge": False,
+                "memory_mb": 1, "spool": {"path": str(tmp_path), "min_free_mb": 1}}
+    p = subprocess.run([str(python), "-", json.dumps(expected)], input=program_text(), capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["ok"] is True and [c["id"] for c in out["checks"]] == [
+        "gpu-count", "gpu-type", "gpu-ecc", "gpu-xid", "ib-port", "memory", "spool"]
