@@ -13,7 +13,7 @@ from slurmkit.cli.config import cluster_path, load
 @click.option("--dry-run", is_flag=True, help="Check only: show the diff of every file and the services it would touch; change nothing.")
 @click.option("--limit", metavar="HOSTS", help="Only these hosts (a hostlist, e.g. node-[1-4],head-1).")
 @click.option("--json", "as_json", is_flag=True, help="Print the per-host report as JSON.")
-@click.option("--verify-timeout", default=60.0, show_default=True, help="Seconds to wait for compute nodes to register.")
+@click.option("--verify-timeout", default=60.0, show_default=True, help="Seconds to wait for compute nodes to register (and for the controller to answer).")
 @click.option("-v", "--verbose", is_flag=True, help="After the table, each failure's whole output and the script that ran.")
 @click.pass_context
 def bootstrap(ctx, dry_run, limit, as_json, verify_timeout, verbose):
@@ -29,8 +29,9 @@ def bootstrap(ctx, dry_run, limit, as_json, verify_timeout, verbose):
     \b
     A changed slurm.conf is applied the cheapest correct way: `scontrol reconfigure` when that is enough
     (partitions, timeouts, ...), a restart of only the daemons that need it otherwise (nodes, plugins, ports).
-    Then every compute node must register with Slurm: a node Slurm marks INVAL or DOWN is that host's failure,
-    with Slurm's reason.
+    Then every compute node must register with Slurm: a node Slurm marks INVAL or DOWN, or does not list, is
+    that host's failure, with Slurm's words; a controller that does not answer within --verify-timeout is the
+    primary's. A run with nothing to change costs one command per host.
 
     A failed step's row names the step, its exit code and, for a daemon that did not come up, the daemon's
     own last error lines (its log, or its journal under systemd); --verbose and --json add the whole output
