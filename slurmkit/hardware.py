@@ -333,7 +333,8 @@ def hardware_source(cluster: Cluster, cluster_file: Path,
     ``slurmkit validate`` and ``render`` print. Then resolves the Slurm release from the same facts
     (:func:`slurm_target`; its errors are ConfigErrors too): the returned source carries it as
     ``slurm_target``, which :func:`slurmkit.render.render_cluster` renders for. Last, the names: the source
-    carries :func:`slurm_names` as ``slurm_names`` (what render calls each host), after :func:`check_names`
+    carries :func:`slurm_names` as ``slurm_names`` (what render calls each host) and
+    :func:`controller_addresses` as ``controller_addresses``, after :func:`check_names`
     refused what would not work (ConfigError naming host, inventory name and hostname), so bootstrap refuses
     before it pushes anything.
     """
@@ -353,6 +354,7 @@ def hardware_source(cluster: Cluster, cluster_file: Path,
 
     source.slurm_target = target  # type: ignore[attr-defined]
     source.slurm_names = slurm_names(cluster, records)  # type: ignore[attr-defined]
+    source.controller_addresses = controller_addresses(cluster, records)  # type: ignore[attr-defined]
     return source
 
 
@@ -389,6 +391,45 @@ def slurm_names(cluster: Cluster, records: Mapping[str, Mapping[str, Any]]) -> d
 def inventory_names(names: Mapping[str, str]) -> dict[str, str]:
     """Slurm name -> inventory name: the inverse of a :func:`slurm_names` map (one :func:`check_names` passed)."""
     return {slurm: inv for inv, slurm in names.items()}
+
+
+def controller_addresses(cluster: Cluster, records: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Head (inventory name) -> the address the compute nodes reach its slurmctld on (``SlurmctldHost=name(addr)``
+    where the Slurm name is not the cluster file's). Pure.
+
+    The cluster file's address is how slurmkit reaches a head, often a public or management address the compute
+    nodes have no route to (a dstack fleet's ``proxy_jump`` host; the local cluster's heads). So where the head's
+    cached facts list its IPv4 addresses (``ip -o -4 addr``), the one whose network holds the most compute nodes'
+    addresses (their cluster-file addresses and the addresses their own facts list) is taken; the cluster file's
+    address when it is on such a network too, or when no network of the head holds a compute node."""
+    computes: list[ipaddress.IPv4Address] = []
+    for h in cluster.hosts():
+        if h.role != "compute":
+            continue
+        if is_ip(h.address):
+            computes.append(ipaddress.ip_address(h.address))
+        record = records.get(h.name)
+        if record is not None:
+            computes += [ipaddress.ip_address(a.address) for a in node_facts(record).ipv4
+                         if a.scope != "host" and is_ip(a.address)]
+    out = {}
+    for h in cluster.hosts():
+        if h.role != "head":
+            continue
+        out[h.name] = h.address
+        record = records.get(h.name)
+        if record is None:
+            continue
+        counts: dict[str, int] = {}
+        for a in node_facts(record).ipv4:
+            if a.scope == "host" or a.prefixlen is None or not is_ip(a.address):
+                continue
+            net = ipaddress.ip_network(f"{a.address}/{a.prefixlen}", strict=False)
+            counts.setdefault(a.address, sum(1 for c in set(computes) if c in net and str(c) != a.address))
+        most = max(counts.values(), default=0)
+        if most and counts.get(h.address, 0) < most:
+            out[h.name] = next(a for a, n in counts.items() if n == most)
+    return out
 
 
 def _where(cluster: Cluster, name: str) -> str:

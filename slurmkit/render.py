@@ -213,7 +213,8 @@ def build_context(cluster: Cluster, hardware: HardwareSource, release: str | Non
         "header": f"Rendered by slurmkit {__version__} for Slurm {release} (profile {cluster.profile}). "
         "Edit the cluster file and re-run `slurmkit render`, not this file.",
         "slurm_version": release,
-        "controllers": [_controller(h, names_map) for h in cluster.hosts() if h.role == "head"],
+        "controllers": [_controller(h, names_map, getattr(hardware, "controller_addresses", None) or {})
+                        for h in cluster.hosts() if h.role == "head"],
         "settings": settings,
         "nodes": node_lines,
         "partitions": partitions,
@@ -223,11 +224,12 @@ def build_context(cluster: Cluster, hardware: HardwareSource, release: str | Non
     }
 
 
-def _controller(head, names_map: Mapping[str, str]) -> str:
-    """``SlurmctldHost=`` of a head: its Slurm name, with the cluster file's address where the name differs
-    from the cluster file's (``dsg-head-1(10.0.0.1)``)."""
+def _controller(head, names_map: Mapping[str, str], addresses: Mapping[str, str]) -> str:
+    """``SlurmctldHost=`` of a head: its Slurm name, with an address where the name differs from the cluster
+    file's (``dsg-head-1(10.0.0.1)``): the one the compute nodes reach it on
+    (:func:`slurmkit.hardware.controller_addresses`), else the cluster file's."""
     slurm = names_map.get(head.name, head.name)
-    return slurm if slurm == head.name else f"{slurm}({head.address})"
+    return slurm if slurm == head.name else f"{slurm}({addresses.get(head.name, head.address)})"
 
 
 def _fold_pairs(members: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:

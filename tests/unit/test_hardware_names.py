@@ -222,3 +222,40 @@ def test_lambda_names_that_are_the_hostnames_render_as_before(tmp_path):
         "SlurmctldHost=us-east-2-1cc-head-1", "SlurmctldHost=us-east-2-1cc-head-2", "SlurmctldHost=us-east-2-1cc-head-3"]
     assert "NodeAddr" not in conf
     assert "PartitionName=gpu Nodes=us-east-2-1cc-node-[1-2,10] " in conf
+
+
+def test_the_controller_is_given_the_address_the_computes_reach_it_on(tmp_path):
+    """The local cluster's real `ip -o -4 addr` outputs: the head is reached (proxy_jump) on its management
+    address 10.167.186.11, which the computes (10.167.187.11-12, eth0 only) have no route to; its eth1
+    10.167.187.1 is on their network."""
+    from slurmkit.hardware import controller_addresses
+    from tests.conftest import hardware_fixture
+
+    fleet = FLEET.replace("{key}", "/k").replace("3.255.177.51", "10.167.186.11")
+    fleet = fleet.replace("10.0.0.11", "10.167.187.11").replace("10.0.0.12", "10.167.187.12")
+    fleet = fleet.replace("    - 10.0.0.13\n", "")
+    c = parse_cluster(dump_cluster(importers.from_dstack_fleet(fleet, "fleet.dstack.yml")))
+
+    def rec(inv, host, fixture):
+        r = record(inv, host)
+        r["outputs"]["ip_addr"] = hardware_fixture(fixture)
+        from slurmkit.facts import facts_from_outputs
+        r["facts"] = facts_from_outputs(inv, r["outputs"]).to_dict()
+        return r
+
+    records = {"my-fleet-head-1": rec("my-fleet-head-1", "lc-head-1", "ip-addr-02-localcluster-head-eth0-mgmt-eth1-private.txt"),
+               "my-fleet-node-1": rec("my-fleet-node-1", "lc-node-1", "ip-addr-03-localcluster-node-eth0-only.txt"),
+               "my-fleet-node-2": rec("my-fleet-node-2", "lc-node-2", "ip-addr-04-localcluster-node2-eth0-only.txt")}
+    assert controller_addresses(c, records) == {"my-fleet-head-1": "10.167.187.1"}
+    f = tmp_path / "cluster.yaml"
+    f.write_text("")
+    for n, r in records.items():
+        write_facts(f, n, r)
+    conf = render_cluster(c, hardware_source(c, f)).files["slurm.conf"]
+    assert "SlurmctldHost=lc-head-1(10.167.187.1)\n" in conf
+    assert "NodeName=lc-node-[1-2] NodeAddr=10.167.187.[11-12] " in conf
+    # no facts of the head: the cluster file's address; a head reached on the computes' network keeps it
+    assert controller_addresses(c, {k: v for k, v in records.items() if k != "my-fleet-head-1"}) == {
+        "my-fleet-head-1": "10.167.186.11"}
+    c2 = parse_cluster(dump_cluster(importers.from_dstack_fleet(fleet.replace("10.167.186.11", "10.167.187.1"), "f")))
+    assert controller_addresses(c2, records) == {"my-fleet-head-1": "10.167.187.1"}
