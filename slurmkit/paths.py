@@ -7,6 +7,7 @@ One object names every path in it, so that no module spells ``".slurmkit"`` itse
         mesh_ed25519, .pub          .mesh_key, .mesh_public_key   the node-to-node SSH key pair (ssh mesh)
         facts/<host>.json           .facts_dir, .facts_file(host)  facts cached by discover
         bench/<run>/                .bench_dir       saved bench runs (the user's: never removed with a cluster)
+        health/                     .health_dir      health's node state and run history
 
 A local cluster's own cluster file lives in the ``.slurmkit/`` of the current directory:
 ``StateDir.here().local_cluster_file(name)`` is ``.slurmkit/local/<name>/cluster.yaml`` (relative, as printed).
@@ -75,6 +76,11 @@ class StateDir:
     def bench_dir(self) -> Path:
         """Saved bench runs, one folder per run (the default of ``bench -o`` and of ``support-bundle``)."""
         return self.root / "bench"
+
+    @property
+    def health_dir(self) -> Path:
+        """``slurmkit health``'s kept node state and run history (``state.json``, ``history.jsonl``)."""
+        return self.root / "health"
 
     @property
     def local_dir(self) -> Path:

@@ -27,7 +27,7 @@ CHECK_TIMEOUT = 120  # seconds for the whole check program on one node (each too
 def health_dir(cluster_file: Path) -> Path:
     from slurmkit.paths import StateDir
 
-    return StateDir.of(cluster_file).root / "health"  # StateDir has no health_dir yet (engineer B's file)
+    return StateDir.of(cluster_file).health_dir
 
 
 def _head_token(runner, shared_dir: str) -> tuple[str | None, str]:

@@ -58,3 +58,9 @@ def test_a_name_that_would_leave_the_state_dir_is_refused(tmp_path, bad):
     assert repr(bad) in str(exc.value)
     with pytest.raises(SlurmkitError, match=r"local cluster name.*give another --name"):
         s.local_cluster_file(bad)
+
+
+def test_health_keeps_its_state_in_the_state_dir(tmp_path):
+    s = StateDir.of(tmp_path / "c.yaml")
+    assert s.health_dir == tmp_path / ".slurmkit" / "health"
+    assert not list(tmp_path.iterdir())  # naming it creates nothing
