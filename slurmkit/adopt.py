@@ -171,8 +171,38 @@ def adopt(
     if slurm_conf:
         data["slurm_conf"] = slurm_conf
     out.data = data
+    out.not_kept += _rendered_defaults(conf, data)
     out.not_kept = list(dict.fromkeys(out.not_kept))  # one line per original line, not per node
     return out
+
+
+# Rendered from the cluster file itself (its heads, state_dir, GPUs, topology), not slurmkit defaults.
+_FROM_MODEL = {"clustername", "statesavelocation", "grestypes", "topologyplugin"}
+# Settings render writes with the value Slurm 22.05 takes when they are left out (slurm.conf(5) of 22.05): no change.
+_SLURM_DEFAULTS = {
+    "authtype": "auth/munge", "credtype": "cred/munge", "cryptotype": "crypto/munge", "slurmctldtimeout": "120",
+    "slurmdtimeout": "300", "mpidefault": "none", "slurmdspooldir": "/var/spool/slurmd",
+    "proctracktype": "proctrack/cgroup", "accountingstoragetype": "accounting_storage/none",
+}
+
+
+def _rendered_defaults(conf: sc.SlurmConf, data: dict[str, Any]) -> list[str]:
+    """The settings render writes that the original leaves to Slurm's defaults: a real change when the adopted
+    file is rendered (re-add the original's behaviour in slurm_conf if it matters)."""
+    from slurmkit.errors import ConfigError
+    from slurmkit.hardware import declared_hardware
+    from slurmkit.render import build_context
+
+    try:
+        settings = build_context(parse_cluster(dump_cluster(data), "adopted"), declared_hardware)["settings"]
+    except ConfigError:
+        return []  # the caller's own check (validate) reports it
+    return [
+        f"{conf.source}: no {k}=: render writes slurmkit's {k}={v} (the original left it to Slurm's default)"
+        for k, v in settings.items()
+        if v is not None and k.lower() not in _FROM_MODEL and k.lower() not in conf.settings
+        and _SLURM_DEFAULTS.get(k.lower()) != str(v)
+    ]
 
 
 class _Named:

@@ -341,3 +341,11 @@ def test_slurmd_reads_the_gres_of_every_gpu_node_the_same_after_adoption(tmp_pat
     a, b = differ["visualizacion1"]
     assert [x for x in a if x[1] != "gtx1060"] == b and ("gpu", "gtx1060", f"{dev}/nvidia1", "(null)") in a
     assert _slurmd_gres(rend, "ibtesla") == [("gpu", "v100", f"{dev}/nvidia{i}", "(null)") for i in range(4)]
+
+
+def test_settings_render_adds_that_the_original_left_to_slurm_are_listed_unless_slurms_default():
+    a = adopted(originals("debian-simple"))
+    lines = [n for n in a.not_kept if ": no " in n]
+    assert any("no MailProg=: render writes slurmkit's MailProg=/bin/true" in n for n in lines)
+    assert not any("AuthType" in n or "SlurmdTimeout" in n for n in lines)  # render writes Slurm's own default
+    assert not any("SelectType" in n or "TaskPlugin" in n for n in lines)  # the original sets them: kept verbatim
