@@ -6,6 +6,7 @@ anything is pushed, naming host, inventory name and hostname."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from slurmkit import hostlist
+from slurmkit.facts import parse_ip_addr
 from tests.live.localcluster import local_cluster, slurmkit
 
 pytestmark = pytest.mark.live
@@ -60,7 +62,13 @@ def test_init_keeps_the_ips_and_discover_finds_the_hostnames(fleet):
         record = json.loads((work / ".slurmkit" / "facts" / f"{inventory}.json").read_text())
         assert record["facts"]["short_hostname"] == own
     conf = slurmkit("-c", "cluster.yaml", "render", "--stdout", cwd=work).stdout.splitlines()
-    assert f"SlurmctldHost={lc.name}-head-1({lc.spec['heads']['addresses']})" in conf
+    # the head is reached (proxy_jump) on its management address, which the computes have no route to: the
+    # controller's address is the head's own on the computes' network
+    held = parse_ip_addr(lc.head("ip -o -4 addr show").stdout)
+    private = [a.address for a in held
+               if ipaddress.ip_address(ips[0]) in ipaddress.ip_network(f"{a.address}/{a.prefixlen}", strict=False)]
+    assert len(private) == 1 and private[0] != lc.spec["heads"]["addresses"]
+    assert f"SlurmctldHost={lc.name}-head-1({private[0]})" in conf
     nodes = [ln for ln in conf if ln.startswith("NodeName=")]
     assert len(nodes) == 1 and nodes[0].startswith(f"NodeName={lc.name}-node-[1-2] NodeAddr={hostlist.fold(ips)} ")
     assert any(ln.startswith(f"PartitionName=batch Nodes={lc.name}-node-[1-2] ") for ln in conf)
