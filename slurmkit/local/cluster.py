@@ -654,7 +654,10 @@ def up(plan: Plan, cluster_file: Path) -> Timings:
                  for n in plan.nodes}
             )
             lap("boot")
-            netns.apt_update_nodes({n.name: netns.container_argv(state.booted[n.name]) for n in plan.nodes})
+            in_nodes = {n.name: netns.container_argv(state.booted[n.name]) for n in plan.nodes}
+            if not plan.unified_cgroup:
+                netns.writable_cgroups(in_nodes)
+            netns.apt_update_nodes(in_nodes)
             lap("apt-get update")
         elif plan.image:
             netns.start_chroot_sshds({n.name: (state.holders[n.name], plan.node_dir(n.name) / "run") for n in plan.nodes})

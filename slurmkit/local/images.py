@@ -400,9 +400,10 @@ def ensure(name: str, log_stream=None) -> ImageInfo:
 # ---------------------------------------------------------------------------------------------------------------
 # The image's package repository: what bootstrap installs, served to the nodes as a site mirror would be
 
-# What bootstrap installs (and what accounting will): resolved in the image root, so the repository holds exactly
+# What bootstrap installs (and what accounting will; slurm-wlm: the metapackage of all three daemons, which a
+# playbook may name instead): resolved in the image root, so the repository holds exactly
 # the .debs these need that the image lacks.
-REPO_PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge", "slurmdbd", "mariadb-server")
+REPO_PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge", "slurmdbd", "mariadb-server", "slurm-wlm")
 REPO_VERSION = 1  # bump when the repository's build steps change
 REPO_PORT = 80  # the head serves it on its private address, as a site mirror would
 # apt resolutions downloaded: the whole set with and without Recommends, and each package alone without (what

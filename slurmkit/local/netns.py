@@ -485,6 +485,27 @@ def boot_cgroups(node: str) -> list[str]:
     return found
 
 
+# Run in a booted node: its cgroup v1 controller hierarchies read-write (nspawn mounts all but name=systemd
+# read-only; a bind remount changes only that mount's flag).
+WRITABLE_CGROUPS_SCRIPT = """\
+for d in /sys/fs/cgroup/*; do
+  case "$d" in */systemd|*/unified) continue;; esac
+  [ -L "$d" ] || ! grep -q " $d cgroup ro," /proc/mounts || mount -o remount,bind,rw "$d" || exit 1
+done
+"""
+
+
+def writable_cgroups(prefixes: Mapping[str, list[str]]) -> None:
+    """Make the cgroup v1 controllers (freezer, memory, cpuset...) writable in every booted node (node -> argv
+    prefix that runs in it), as they are on a real machine: slurmd's proctrack/cgroup and task/cgroup make
+    ``slurm_<node>`` in them ("unable to create cgroup '/sys/fs/cgroup/freezer/slurm_NODE': Read-only file system"
+    otherwise); `down` removes those (:func:`remove_cgroups`). Nothing to do on a cgroup v2 machine."""
+    if os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.procs")):
+        return
+    _run_many({node: (prefix + ["/bin/sh", "-c", WRITABLE_CGROUPS_SCRIPT], None) for node, prefix in prefixes.items()},
+              what="making the cgroup v1 controllers writable")
+
+
 NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")
 
 

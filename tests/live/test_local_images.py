@@ -66,6 +66,7 @@ def _leftovers(name: str, plan: lc.Plan) -> list[str]:
     for n in plan.nodes:
         left += [str(d) for d in Path(netns.CGROUP_ROOT).glob(f"*/{netns.NODE_CGROUP_PREFIX}{n.name}")]
         left += [str(d) for d in Path(netns.CGROUP_ROOT).glob(f"{netns.NODE_CGROUP_PREFIX}{n.name}")]
+        left += [str(d) for d in Path(netns.CGROUP_ROOT).glob(f"*/slurm_{n.name}")]  # what slurmd makes
         left += [str(d) for d in (netns.NSPAWN_PROPAGATE / n.name,) if d.exists()]
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -242,6 +243,18 @@ def test_a_node_that_fails_to_boot_is_named_with_its_log_and_up_cleans_up(tmp_pa
         assert not (tmp_path / "cluster.yaml").exists()
     finally:
         lc.down(name)
+
+
+def test_cgroup_controllers_are_writable_in_a_booted_node(booted):
+    """As on a real machine: slurmd's proctrack/cgroup makes /sys/fs/cgroup/freezer/slurm_NODE (nspawn mounts
+    the v1 controllers read-only; up remounts them read-write). `down` removes what is made there (the fixture's
+    leftovers check)."""
+    if Path(netns.CGROUP_ROOT, "cgroup.procs").exists():
+        pytest.skip("a cgroup v2 machine: no v1 controllers")
+    node = booted.plan.computes[1]
+    out = booted.run(node, f"grep ' /sys/fs/cgroup/freezer ' /proc/mounts; mkdir /sys/fs/cgroup/freezer/slurm_{node.name} "
+                           f"&& mkdir /sys/fs/cgroup/memory/slurm_{node.name} && echo made")
+    assert " rw," in out.splitlines()[0] and out.splitlines()[-1] == "made", out
 
 
 def test_local_images_lists_the_site_mirror_it_serves(booted):
