@@ -491,6 +491,7 @@ def run_bench(spec: BenchSpec, backend, out_dir: str | Path, *, candidates: Sequ
             vals = [bw for _, bw in f.evidence if not math.isnan(bw)]
             entry = {"kind": f.kind, "message": f.message}
             entry |= {"ratio": min(vals) if vals else None} if by_ratio else {"busbw_gbps": min(vals) if vals else None}
+            entry["threshold"] = min_ratio if by_ratio else threshold  # the evidence of a --drain reason
             if f.kind == "node":
                 culprits.append({"node": f.nodes[0], **entry})
             elif f.kind == "link":

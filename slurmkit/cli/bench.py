@@ -96,6 +96,9 @@ Exit codes: 0 pass, 1 fail (the culprit named when one was found), 2 could not r
 @click.option("-o", "--output", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Results directory (default: .slurmkit/bench beside the cluster file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.option("--drain", is_flag=True,
+              help="pairs mode: drain the node it names (reason `slurmkit:bench busbw ...`); resume a node an "
+                   "earlier --drain bench drained once a bench over it passes (never another reason's drain).")
 @click.pass_context
 def bench(ctx: click.Context, **options) -> None:
     if ctx.invoked_subcommand is not None:
@@ -117,7 +120,7 @@ def _gpus_per_node(cluster, path, candidates) -> int:
 
 def run_command(ctx, engine, op, mode, nnodes, nodes_, minbytes, maxbytes, stepfactor, iters, warmup, check,
                 profile, expect, min_size, nccl_tests_dir, launcher, mpi, gpus_per_node, partition, python, time_,
-                out_dir, as_json) -> None:
+                out_dir, as_json, drain=False) -> None:
     """The bench run: build the spec from the options and the cluster file, run it, print, exit."""
     import sys
     from pathlib import Path
@@ -144,7 +147,10 @@ def run_command(ctx, engine, op, mode, nnodes, nodes_, minbytes, maxbytes, stepf
             raise click.BadParameter(str(exc), param_hint="--min-size") from None
     if engine == "torch" and launcher != "srun":
         raise click.UsageError("--engine torch runs under srun only")
+    if drain and mode != "pairs":
+        raise click.UsageError("--drain needs --mode pairs (the mode that names a node)")
     err = Console(stderr=True, log_path=False)
+    drains = None
     try:
         cluster = load(ctx)
         path = cluster_path(ctx).expanduser().resolve()
@@ -172,8 +178,14 @@ def run_command(ctx, engine, op, mode, nnodes, nodes_, minbytes, maxbytes, stepf
                 err.log(message)
                 status.update(f"bench: {message}")
 
-            result = run_bench(spec, backend, out, candidates=candidates, profile=profile, expect_gbps=expect,
-                               min_size_bytes=min_size, cluster=cluster.cluster, progress=progress)
+            def bench_now():
+                return run_bench(spec, backend, out, candidates=candidates, profile=profile, expect_gbps=expect,
+                                 min_size_bytes=min_size, cluster=cluster.cluster, progress=progress)
+
+            if drain:
+                result, drains = _with_drain(cluster, path, list(spec.nodes or candidates), bench_now, progress)
+            else:
+                result = bench_now()
     except BenchCouldNotRun:
         raise
     except SlurmkitError as exc:
@@ -181,13 +193,64 @@ def run_command(ctx, engine, op, mode, nnodes, nodes_, minbytes, maxbytes, stepf
             raise
         raise BenchCouldNotRun(f"bench could not run: {exc}") from exc
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+        click.echo(json.dumps({**result.to_dict(), **({"drain": drains} if drains is not None else {})}, indent=2,
+                              default=str))
     else:
         click.echo(result.summary, nl=False)
         if result.rounds is not None:
             click.echo(f"  pairs: {result.rounds} round(s)")
+        for node, reason in (drains or {}).get("drained", {}).items():
+            click.echo(f"  drained {node}: {reason}")
+        for node in (drains or {}).get("resumed", []):
+            click.echo(f"  resumed {node} (the bench over it passed)")
+        for line in (drains or {}).get("errors", []):
+            click.echo(f"  drain: {line}")
         click.echo(f"  results: {result.run_dir}")
     ctx.exit(result.exit_code)
+
+
+def _with_drain(cluster, path, nodes, bench_now, progress):
+    """Run ``bench_now`` with ``--drain`` (the rules: :mod:`slurmkit.bench.drain`): resume the nodes a bench drained
+    for the re-check, run, then drain the node the bench names (and a re-checked node again unless it passed),
+    through :mod:`slurmkit.slurm.commands` on the first reachable head. Returns (result, the drain report)."""
+    from slurmkit.bench.drain import after_bench, to_recheck
+    from slurmkit.remote import HeadRunner
+    from slurmkit.slurm import commands
+
+    head = HeadRunner(cluster, path.parent)
+    report: dict = {"drained": {}, "resumed": [], "rechecked": [], "errors": []}
+    try:
+        before = {n.name: (bool(n.is_drained or n.is_down), n.reason or None)
+                  for n in commands.show_nodes(head)}
+        rechecked = to_recheck(nodes, before)
+        for node in rechecked:
+            if commands.resume(head, [node]):
+                report["rechecked"].append(node)
+                progress(f"--drain: {node} resumed for the re-check (was: {rechecked[node]})")
+            else:
+                report["errors"].append(f"Slurm refused to resume {node} for the re-check")
+        rechecked = {n: r for n, r in rechecked.items() if n in report["rechecked"]}
+        result = None
+        try:
+            result = bench_now()
+        finally:
+            if result is None:  # the bench could not run: put the re-checked nodes back as they were
+                for node, reason in rechecked.items():
+                    commands.drain(head, [node], reason)
+        for act in after_bench(result.culprits, result.passed, rechecked, before):
+            try:
+                if act.action == "drain":
+                    commands.drain(head, [act.node], act.reason)
+                    report["drained"][act.node] = act.reason
+                    progress(f"--drain: drained {act.node}: {act.reason}")
+                else:
+                    report["resumed"].append(act.node)
+                    progress(f"--drain: {act.node} passed: kept in service")
+            except Exception as exc:
+                report["errors"].append(f"{act.action} {act.node} failed: {exc}")
+    finally:
+        head.close()
+    return result, report
 
 
 @bench.command("parse")
