@@ -55,8 +55,9 @@ class Backend(Protocol):
         """Every job the controller knows (pending, running, and recently ended ones)."""
 
     def job(self, job_id: str) -> JobInfo:
-        """One job: squeue, then sacct for finished jobs, then ``scontrol show job`` while the controller still
-        remembers it (MinJobAge); state ``UNKNOWN`` when nobody knows it."""
+        """One job: ``scontrol show job`` while the controller still remembers it (MinJobAge; one command with
+        the state and the expanded output paths), then squeue, then sacct for jobs the controller forgot (needs
+        slurmdbd); state ``UNKNOWN`` when nobody knows it."""
 
     def cancel(self, job_id: str) -> None:
         ...

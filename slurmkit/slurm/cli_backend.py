@@ -35,25 +35,22 @@ class CliBackend:
 
     def job(self, job_id: str) -> JobInfo:
         job_id = str(job_id)
+        # One command while the controller remembers the job: `scontrol -o show job` gives its state and the
+        # expanded StdOut/StdErr (22.05's squeue --json leaves standard_output empty or unexpanded: slurmkit-%j.out).
+        detail = self._scontrol_job(job_id)
+        if detail is not None:
+            return detail
+        # Forgotten by the controller (MinJobAge): squeue may still list it in the moment between, then sacct.
         for j in self.jobs():
             if j.job_id == job_id:
-                # 22.05's squeue --json leaves standard_output empty, or gives the unexpanded pattern
-                # (slurmkit-%j.out): scontrol prints the expanded paths.
-                if not j.stdout or "%" in j.stdout:
-                    detail = self._scontrol_job(job_id)
-                    if detail:
-                        j.stdout, j.stderr, j.work_dir = detail.stdout, detail.stderr, detail.work_dir or j.work_dir
                 return j
         r = self.runner(commands.sacct_job_argv(job_id), None)
         if r.returncode == 0:
             found = [j for j in parsers.parse_sacct_parsable2(r.stdout) if j.job_id == job_id]
             if found:
-                detail = self._scontrol_job(job_id)
-                if detail:
-                    found[0].stdout, found[0].stderr = detail.stdout, detail.stderr
                 return found[0]
-        # Without slurmdbd there is no sacct ("Slurm accounting storage is disabled"): ask the controller.
-        return self._scontrol_job(job_id) or JobInfo(job_id=job_id, state="UNKNOWN", source="none")
+        # Without slurmdbd there is no sacct ("Slurm accounting storage is disabled"): nobody knows the job.
+        return JobInfo(job_id=job_id, state="UNKNOWN", source="none")
 
     def _scontrol_job(self, job_id: str) -> JobInfo | None:
         argv = commands.show_job_argv(job_id)

@@ -279,3 +279,87 @@ def test_dry_run_partition_with_different_nccl_envs_exports_none_and_says_so(cli
     assert r.returncode == 0 and "NCCL_" not in r.stdout
     (line,) = r.stderr.splitlines()
     assert line.startswith("warning: NCCL env not exported: partition all spans nodes with different NCCL envs")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# `slurmkit status`: its four reads run at once (one round trip through the head), errors as when in sequence.
+
+_SLURM_FX = ROOT / "tests" / "fixtures" / "slurm-22.05"
+_STATUS_ANSWERS = {  # outputs captured from Slurm 22.05 (tests/fixtures/slurm-22.05/SOURCES.md)
+    ("scontrol", "ping"): (0, "scontrol-ping.txt"),
+    ("scontrol", "-o", "show", "node"): (0, "scontrol-o-show-node-alloc.txt"),
+    ("scontrol", "-o", "show", "partition"): (0, "scontrol-o-show-partition.txt"),
+    ("squeue", "--json"): (0, "squeue-json-running-pending.json"),
+}
+
+
+class _StatusRunner:
+    """Replays the captured outputs; ``failing`` argvs exit 127 as local_runner reports a missing program. With
+    ``together``, every call waits until all four have started: reads one after another would never get there."""
+
+    def __init__(self, failing=(), together=False, answers=None):
+        import threading
+
+        self.failing = set(failing)
+        self.answers = answers or _STATUS_ANSWERS
+        self.barrier = threading.Barrier(4, timeout=120) if together else None
+
+    def __call__(self, argv, stdin=None):
+        if self.barrier is not None:
+            self.barrier.wait()
+        key = tuple(argv)
+        if key in self.failing:
+            return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: command not found")
+        rc, name = self.answers[key]
+        return subprocess.CompletedProcess(argv, rc, (_SLURM_FX / name).read_text(), "")
+
+
+def _status(monkeypatch, runner, *args):
+    from click.testing import CliRunner
+
+    from slurmkit.cli import jobs as cli_jobs
+    from slurmkit.slurm.cli_backend import CliBackend
+
+    monkeypatch.setattr(cli_jobs, "backend_for", lambda ctx: CliBackend(runner))
+    return CliRunner().invoke(cli_jobs.status, list(args))
+
+
+def test_status_runs_its_four_reads_at_once(monkeypatch):
+    r = _status(monkeypatch, _StatusRunner(together=True))
+    lines = r.stdout.splitlines()
+    assert lines[0] == "cluster: RUNNING" and r.exit_code == 0, r.output
+    assert lines[lines.index("controllers:") + 1].split() == ["vm", "primary", "UP"]
+    assert lines[lines.index("partitions:") + 1].split() == ["debug*", "UP", "nodes=sk-one"]
+    assert lines[lines.index("running jobs: 1") + 1].split()[:2] == ["3", "sk-one"]
+
+
+def test_status_json_matches_the_records_of_each_read(monkeypatch):
+    import json as _json
+
+    from slurmkit.slurm import parsers
+
+    r = _status(monkeypatch, _StatusRunner(together=True), "--json")
+    out = _json.loads(r.stdout)
+    assert [n["name"] for n in out["nodes"]] == [
+        n.name for n in parsers.parse_scontrol_nodes((_SLURM_FX / "scontrol-o-show-node-alloc.txt").read_text())]
+    assert [j["job_id"] for j in out["jobs"]] == ["3"]
+    assert out["controllers"] == [{"host": "vm", "role": "primary", "up": True}]
+
+
+def test_status_raises_the_first_failing_read_in_order_when_a_controller_answers(monkeypatch):
+    from slurmkit.errors import CommandError
+
+    # nodes (read second) and jobs (read last) both fail: the nodes error is the one raised, as in sequence.
+    runner = _StatusRunner(failing=[("scontrol", "-o", "show", "node"), ("squeue", "--json")], together=True)
+    r = _status(monkeypatch, runner)
+    assert isinstance(r.exception, CommandError), r.output
+    assert r.exception.command == "scontrol -o show node"
+
+
+def test_status_without_controller_warns_and_reports_failed(monkeypatch):
+    runner = _StatusRunner(failing=[("scontrol", "ping"), ("scontrol", "-o", "show", "partition")], together=True)
+    r = _status(monkeypatch, runner)
+    assert r.exit_code == 1, r.output
+    assert r.stdout.splitlines()[:3] == ["cluster: FAILED", "  - no slurmctld answers", "  - no compute nodes"]
+    assert r.stderr.startswith("warning: `scontrol -o show partition` failed with exit code 127")
+    assert "nodes:\npartitions:\nrunning jobs: 0" in r.stdout
