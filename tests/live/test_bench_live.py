@@ -101,11 +101,28 @@ def test_pairs_mode_names_the_node_with_a_slow_link(lc):
         pytest.skip(f"tc tbf unavailable in the node: {r.stderr.strip()}")
     # Smaller sizes than the other tests (a 100 Mbit/s link is slow to fill), judged at the largest: each pair's
     # busbw over the baseline its own job measured on its first node (loopback, which tc leaves alone).
-    pairs = ("--mode", "pairs", "--profile", "local", "--json", "-e", "4M", "--min-size", "4M")
+    # --drain: the node it names is drained with the evidence; the passing bench after the fix resumes it.
+    pairs = ("--mode", "pairs", "--profile", "local", "--json", "-e", "4M", "--min-size", "4M", "--drain")
     try:
         p = bench(lc, *pairs, timeout=600)
     finally:
         lc.on(slow, f"tc qdisc del dev {dev} root", check=False)
+    try:
+        _pairs_then_resumed(lc, p, pairs, slow, names)
+    finally:
+        if "DRAIN" in slurm_node(lc, slow)[0]:  # leave the cluster in service for whatever runs next
+            lc.head(f"scontrol update nodename={slow} state=resume", check=False)
+
+
+def slurm_node(lc, node: str) -> tuple[str, str]:
+    """(State, Reason) of the node as slurmctld has them."""
+    text = lc.head(f"scontrol show node {node}").stdout
+    state = text.split("State=", 1)[1].split()[0]
+    reason = text.split("Reason=", 1)[1].split(" [", 1)[0].strip() if "Reason=" in text else ""
+    return state, reason
+
+
+def _pairs_then_resumed(lc, p, pairs, slow, names):
     assert p.returncode == 1, p.stdout + p.stderr
     out = json.loads(p.stdout)
     record("pairs-limited", {"culprits": out["culprits"], "ratios": _pair_ratios(out)})
@@ -114,12 +131,24 @@ def test_pairs_mode_names_the_node_with_a_slow_link(lc):
     assert all(j["state"] == "COMPLETED" for j in out["jobs"])
     assert "pairs round 1:" in p.stderr and "pairs: 2 round(s)" in p.stderr
     assert any("of the same-run baseline" in r and slow in r for r in out["verdict"]["reasons"]), out["verdict"]
+    # drained, and only it, with the evidence as its reason
+    culprit = out["culprits"][0]
+    reason = f"slurmkit:bench busbw {culprit['ratio']:.3g} < {culprit['threshold']:.3g} of the same-run baseline"
+    assert out["drain"]["drained"] == {slow: reason} and out["drain"]["rechecked"] == [], out["drain"]
+    state, got = slurm_node(lc, slow)
+    assert "DRAIN" in state and got == reason, (state, got)
+    for other in names:
+        if other != slow:
+            assert "DRAIN" not in slurm_node(lc, other)[0], other
 
-    # the limit removed: every pair is fast again
+    # the limit removed: every pair is fast again; the drained node is re-checked and resumed
     p = bench(lc, *pairs, timeout=600)
     out = json.loads(p.stdout)
     record("pairs-healthy", {"ratios": _pair_ratios(out)})
     assert p.returncode == 0 and out["culprits"] == [], p.stdout + p.stderr
+    assert out["drain"]["rechecked"] == [slow] and out["drain"]["resumed"] == [slow], out["drain"]
+    assert out["drain"]["drained"] == {} and f"{slow} resumed for the re-check" in p.stderr
+    assert all("DRAIN" not in slurm_node(lc, n)[0] for n in names)
 
 
 def _pair_ratios(out) -> list:
