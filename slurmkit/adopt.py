@@ -82,7 +82,6 @@ def adopt(
         names = [c.name for c in ctl]
     if any(c.addr for c in ctl):
         data["heads"] = {"names": ",".join(names), "addresses": ",".join(c.addr or c.name for c in ctl)}
-        out.not_kept += [f"SlurmctldHost={c.name}({c.addr}): the address is kept for SSH (heads.addresses); render writes SlurmctldHost={c.name}" for c in ctl if c.addr]
     else:
         data["heads"] = ",".join(names)
     heads = set(names)
@@ -171,9 +170,30 @@ def adopt(
     if slurm_conf:
         data["slurm_conf"] = slurm_conf
     out.data = data
+    out.not_kept += _controller_addresses(conf, ctl, data)
     out.not_kept += _rendered_defaults(conf, data)
     out.not_kept = list(dict.fromkeys(out.not_kept))  # one line per original line, not per node
     return out
+
+
+def _controller_addresses(conf: sc.SlurmConf, ctl: list[sc.Controller], data: dict[str, Any]) -> list[str]:
+    """SlurmctldHost=name(address) lines whose address the rendered slurm.conf does not carry (it is kept as the
+    head's SSH address, heads.addresses; render decides the controller address from the nodes' networks)."""
+    from slurmkit.errors import ConfigError
+    from slurmkit.render import render_cluster
+
+    if not any(c.addr for c in ctl):
+        return []
+    try:
+        rendered = sc.parse_slurm_conf(render_cluster(parse_cluster(dump_cluster(data), "adopted")).files["slurm.conf"], "rendered")
+    except (ConfigError, sc.SlurmConfError):
+        return []
+    got = {c.name: c.addr for c in rendered.controllers}
+    return [
+        f"{conf.source}: SlurmctldHost={c.name}({c.addr}): the address is kept for SSH (heads.addresses); "
+        f"render writes SlurmctldHost={c.name}" + (f"({got[c.name]})" if got.get(c.name) else "")
+        for c in ctl if c.addr and got.get(c.name) != c.addr
+    ]
 
 
 # Rendered from the cluster file itself (its heads, state_dir, GPUs, topology), not slurmkit defaults.

@@ -79,6 +79,10 @@ def test_llnl_sample_controllers_in_order_with_addresses_and_as_compute_nodes():
     assert any("dev0 is a controller and a compute node" in f for f in a.findings)
     assert any("NodeName=dev[0-25] TmpDisk=64000" in n for n in a.not_kept)
     assert any("DownNodes=dev20" in n for n in a.not_kept)
+    # the controllers' addresses: kept for SSH; a not-kept line only while the rendered SlurmctldHost lacks them
+    rendered = sc.parse_slurm_conf(render_cluster(parse_cluster(dump_cluster(a.data))).files["slurm.conf"])
+    lost = [c for c in rendered.controllers if c.addr is None]
+    assert len([n for n in a.not_kept if "SlurmctldHost=dev" in n and "kept for SSH" in n]) == len(lost)
     assert a.data["state_dir"] == "/var/spool/slurm.state" and a.data["slurm_conf"]["SlurmctldPort"] == "7002"
 
 
