@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cancel": ("slurmkit.cli.jobs:cancel", "Cancel a job."),
     "bench": ("slurmkit.cli.bench:bench", "Acceptance runs: NCCL all-reduce sweeps, parse, verdict, report."),
     "health": ("slurmkit.cli.health:health", "Run the node checks now; drain what fails, resume what slurmkit drained."),
+    "exporter": ("slurmkit.cli.exporter:exporter", "Serve Prometheus metrics: nodes, GPUs, jobs, health checks, bench busbw."),
     "local": ("slurmkit.cli.local:local", "A real Slurm cluster on this machine, in network namespaces."),
     "demo": ("slurmkit.cli.demo:demo", "Local cluster up, bootstrap, a job, an acceptance bench, the report."),
 }

@@ -36,6 +36,7 @@ class NodeState:
     fails: int = 0  # consecutive failing runs
     cleans: int = 0  # consecutive clean runs
     last: list[dict] = field(default_factory=list)  # the failing checks of the last run
+    checks: dict[str, bool] = field(default_factory=dict)  # every check's last result (id -> ok), for metrics
 
 
 @dataclass
@@ -72,17 +73,19 @@ def decide(node: str, result: dict | None, state: NodeState, drained: bool, reas
     if fail_after < 1 or resume_after < 1:
         raise ValueError("fail_after and resume_after must be at least 1")
     if result is None:
-        return Decision(node, None, [], "none", why="not checked"), NodeState(state.fails, state.cleans, state.last)
+        return Decision(node, None, [], "none", why="not checked"), NodeState(state.fails, state.cleans, state.last,
+                                                                              dict(state.checks))
     failing = failing_checks(result)
+    checks = {str(c.get("id")): bool(c.get("ok")) for c in result.get("checks", [])}
     if failing:
-        new = NodeState(state.fails + 1, 0, failing)
+        new = NodeState(state.fails + 1, 0, failing, checks)
         if drained:
             why = "drained by slurmkit" if is_ours(reason) else "already drained (reason not slurmkit's: kept)"
             return Decision(node, False, failing, "none", why=why), new
         if new.fails >= fail_after:
             return Decision(node, False, failing, "drain", reason=drain_reason(failing)), new
         return Decision(node, False, failing, "none", why=f"{new.fails}/{fail_after} failing runs"), new
-    new = NodeState(0, state.cleans + 1, [])
+    new = NodeState(0, state.cleans + 1, [], checks)
     if not drained:
         return Decision(node, True, [], "none"), new
     if not is_ours(reason):
@@ -115,7 +118,8 @@ class Store:
             return {}
         except ValueError:
             return {}  # a cut-short file: counting starts again (damping only delays, it never drains)
-        return {n: NodeState(int(s.get("fails", 0)), int(s.get("cleans", 0)), list(s.get("last", [])))
+        return {n: NodeState(int(s.get("fails", 0)), int(s.get("cleans", 0)), list(s.get("last", [])),
+                             {str(k): bool(v) for k, v in (s.get("checks") or {}).items()})
                 for n, s in data.get("nodes", {}).items() if isinstance(s, dict)}
 
     def save(self, states: dict[str, NodeState]) -> None:

@@ -21,7 +21,8 @@ shared_dir: /srv/{name}
 
 # Commands that read the cluster file, written out (not derived from the code under test).
 READERS = ["validate", "render", "discover", "bootstrap", "status", "keys", "keys add", "keys remove", "keys list",
-           "ssh-config", "ssh", "ssh mesh", "sync", "support-bundle", "submit", "jobs", "logs", "cancel", "bench"]
+           "ssh-config", "ssh", "ssh mesh", "sync", "support-bundle", "submit", "jobs", "logs", "cancel", "bench",
+           "health", "health history", "exporter"]
 NON_READERS = ["init", "demo", "local", "local up", "local down", "local status", "local images", "local images build",
                "bench parse", "bench report"]
 
