@@ -43,3 +43,12 @@ def test_a_rechecked_node_resumes_only_after_a_passing_bench():
     # named again: the new evidence
     assert after_bench([RATIO], False, {"bn-3": old}, {"bn-3": (True, old)}) == [
         Action("bn-3", "drain", drain_reason(RATIO))]
+
+
+def test_drain_needs_pairs_mode():
+    from click.testing import CliRunner
+
+    from slurmkit.cli import cli
+
+    r = CliRunner().invoke(cli, ["bench", "--mode", "nodes", "--drain", "--profile", "local"])
+    assert r.exit_code == 2 and "--drain needs --mode pairs" in r.output, r.output
