@@ -337,3 +337,91 @@ def _verify(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, timeout: flo
     out.node_states = {n: v.nodes[n].state_text if n in v.nodes else "missing" for n in computes}
     out.node_failures = v.problems
     out.resumed = v.resumed
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The Slurm release to render for, on hosts `slurmkit discover` never asked (see slurmkit.slurm_versions)
+
+VERSION_FACTS = ("slurm_version", "slurm_packages", "slurm_candidate")  # keys of slurmkit.facts.COMMANDS
+VERSION_TIMEOUT_S = 60
+
+
+def hosts_without_versions(cluster: Cluster, records: dict[str, dict]) -> list[str]:
+    """The hosts (cluster file order) whose cached facts show no Slurm versions: no record, or one cached before
+    discovery collected them. Pure."""
+    from slurmkit.hardware import node_facts
+
+    return [h.name for h in cluster.hosts() if h.name not in records or node_facts(records[h.name]).slurm is None]
+
+
+def collect_versions(cluster: Cluster, cluster_file: Path, names: list[str]
+                     ) -> tuple[dict[str, dict[str, str]], dict[str, BaseException]]:
+    """Run only the version commands of :data:`VERSION_FACTS` on ``names``, in one fan-out (one script per host,
+    framed as discovery frames its own): (host -> command name -> stdout, host -> error). Nothing is written to
+    the facts cache: a record holding only these outputs would pass for a full one."""
+    import secrets
+
+    from slurmkit.discovery import build_script, split_outputs
+    from slurmkit.facts import COMMANDS, slurm_versions
+    from slurmkit.facts.errors import FactsParseError
+    from slurmkit.remote import ClusterSSH
+
+    version_commands = {k: COMMANDS[k] for k in VERSION_FACTS}
+    token = secrets.token_hex(8)
+
+    def run(conn) -> dict[str, str]:
+        res = conn.run("sh -c " + shlex.quote(build_script(version_commands, token)), timeout=VERSION_TIMEOUT_S)
+        try:
+            outputs = {k: v.stdout for k, v in split_outputs(res.stdout, token, list(version_commands)).items()}
+        except CommandError as exc:
+            raise CommandError(exc.command, res.exit_code, "", exc.stderr, host=conn.name) from None
+        try:
+            slurm_versions(*(outputs[k] for k in VERSION_FACTS))  # garbled output: this host's error, here
+        except FactsParseError as exc:
+            raise exc.on_host(conn.name) from None
+        return outputs
+
+    wanted = set(names)
+    with ClusterSSH(cluster, Path(cluster_file).expanduser().resolve().parent) as ssh:
+        result = ssh.run_all([h for h in cluster.hosts() if h.name in wanted], run)
+    return {h: r.value for h, r in result.succeeded.items()}, {h: r.error for h, r in result.failed.items()}
+
+
+def hardware_with_versions(cluster: Cluster, cluster_file: Path, records: dict[str, dict],
+                           versions: dict[str, dict[str, str]]) -> HardwareSource:
+    """:func:`slurmkit.hardware.hardware_source` with the Slurm versions of ``versions`` (host -> outputs of
+    :data:`VERSION_FACTS`, from :func:`collect_versions`) taken into the target release. In memory only:
+
+    - a host with a cached record gets the versions added to its record's facts (what discover caches today);
+    - a host without one counts for the target only: an outputs-only record would have no CPU, memory or GPU
+      facts, which the hardware checks would read as a node found with none. Where it moves the target, the
+      facts-derived hardware is derived again for the new release (gres.conf's form depends on it).
+    """
+    from slurmkit.facts import slurm_versions
+    from slurmkit.hardware import declared_hardware, hardware_from_facts, hardware_source, node_facts, slurm_target
+
+    full: dict[str, dict] = {}
+    for host, record in records.items():
+        if host in versions:
+            facts = node_facts(record)
+            facts.slurm = slurm_versions(*(versions[host][k] for k in VERSION_FACTS))
+            record = {**record, "facts": facts.to_dict()}
+        full[host] = record
+    source = hardware_source(cluster, cluster_file, full)
+    only = {h: {"host": h, "outputs": dict(v)} for h, v in versions.items() if h not in records}
+    if not only:
+        return source
+    target = slurm_target(cluster, cluster_file, {**full, **only})
+    if target == source.slurm_target:  # type: ignore[attr-defined]
+        return source
+    inner = source
+
+    def retargeted(name, group):
+        if declared_hardware(name, group) is None and name in full:
+            return hardware_from_facts(full[name], group, target.release)
+        return inner(name, group)
+
+    retargeted.slurm_target = target  # type: ignore[attr-defined]
+    retargeted.slurm_names = inner.slurm_names  # type: ignore[attr-defined]
+    retargeted.controller_addresses = inner.controller_addresses  # type: ignore[attr-defined]
+    return retargeted

@@ -24,7 +24,9 @@ def bootstrap(ctx, dry_run, limit, as_json, verify_timeout, verbose):
     (generated once, kept beside the cluster file in .slurmkit/munge.key, never printed), the rendered
     slurm.conf/gres.conf/cgroup.conf/topology.conf, munged. Heads: StateSaveLocation and slurmctld (the first
     head primary, the others backups). Compute nodes: slurmd. Each step checks before it changes, so a second
-    run changes nothing.
+    run changes nothing. The configs are rendered for the Slurm release the nodes run (or apt would install):
+    hosts whose cached facts (`slurmkit discover`) show none are asked for their Slurm version first; a line
+    says when the release is a guess, and --json gives it as slurm_target.
 
     \b
     A changed slurm.conf is applied the cheapest correct way: `scontrol reconfigure` when that is enough
@@ -42,11 +44,17 @@ def bootstrap(ctx, dry_run, limit, as_json, verify_timeout, verbose):
     from rich.console import Console
 
     from slurmkit.bootstrap import bootstrap as run_bootstrap
-    from slurmkit.facts_cache import hardware_source
 
     cluster = load(ctx, check_env=True)
     path = cluster_path(ctx)
     console = Console(stderr=True)
+    hardware, unread = hardware_for(cluster, path)
+    target = hardware.slurm_target
+    if not as_json:
+        for host, err in unread.items():
+            console.print(f"warning: {host}: Slurm version not read: {_summary(err)}", highlight=False, markup=False)
+        if target.note:
+            console.print(f"note: {target.note}", highlight=False, markup=False)
     n_hosts = len(cluster.hosts())
     done = []
 
@@ -55,13 +63,43 @@ def bootstrap(ctx, dry_run, limit, as_json, verify_timeout, verbose):
         if not as_json:
             console.print(f"[{len(done)}/{n_hosts}] {host}: {'[green]done' if ok else '[red]failed'}", highlight=False)
 
-    outcome = run_bootstrap(cluster, path, hardware_source(cluster, path), limit=limit, dry_run=dry_run,
+    outcome = run_bootstrap(cluster, path, hardware, limit=limit, dry_run=dry_run,
                             on_host_done=progress, verify_timeout=verify_timeout)
     if as_json:
-        click.echo(json.dumps(outcome_json(outcome), indent=1))
+        click.echo(json.dumps({**outcome_json(outcome), "slurm_target": target_json(target, unread)}, indent=1))
     else:
         print_outcome(outcome, verbose=verbose)
     ctx.exit(1 if outcome.failed_hosts else 0)
+
+
+def hardware_for(cluster, path):
+    """The hardware source to render with, and the hosts whose Slurm version could not be read (host -> error).
+    Hosts whose cached facts show no Slurm version (never discovered, or cached before discovery asked) are
+    asked for just that first, in one fan-out, so the release rendered for is the nodes' (see
+    :func:`slurmkit.bootstrap.hardware_with_versions`); a host that cannot be asked is left out of the target."""
+    from slurmkit.bootstrap import collect_versions, hardware_with_versions, hosts_without_versions
+    from slurmkit.hardware import cached_records, hardware_source
+
+    records = cached_records(cluster, path)
+    missing = hosts_without_versions(cluster, records)
+    if not missing:
+        return hardware_source(cluster, path, records), {}
+    versions, unread = collect_versions(cluster, path, missing)
+    return hardware_with_versions(cluster, path, records, versions), unread
+
+
+def _summary(err: BaseException) -> str:
+    from slurmkit.remote import error_summary
+
+    return error_summary(err).replace("\n", " ")
+
+
+def target_json(target, unread: dict) -> dict:
+    """The release rendered for, for --json: release, source (nodes, pin, default), each host's version, the note,
+    and the hosts whose version could not be read."""
+    return {"release": target.release, "source": target.source, "note": target.note,
+            "hosts": [{"host": hv.host, "version": hv.version, "source": hv.source} for hv in target.hosts],
+            "unread": {h: _summary(e) for h, e in unread.items()}}
 
 
 def failure_info(err: BaseException | None) -> dict:

@@ -493,3 +493,107 @@ def test_the_probes_extra_read_comes_back_apart_from_the_probe(tmp_path):
         "@@svc munge 1\n@@svc slurmd 0\n", (0, "NodeName=a\nNodeName=b"))
     assert run("true", "echo partial; exit 3") == ("@@svc munge 1\n@@svc slurmd 0\n", (3, "partial\n"))
     assert run("false", "echo never") == ("@@svc munge 1\n@@svc slurmd 0\n", None)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The Slurm release on hosts without cached versions: bootstrap asks only those hosts for the version commands
+# (slurmkit.bootstrap.collect_versions) and renders for what they show. Outputs: tests/fixtures/slurm-version/.
+
+_VERSION_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "slurm-version"
+_CLUSTER = """\
+cluster: v
+ssh: {user: root}
+heads: h1
+nodes:
+  - names: n[1-2]
+    sockets: 1
+    cores_per_socket: 2
+    threads_per_core: 1
+    memory_mb: 1000
+"""
+
+
+def _bare_image_outputs(image: str, version: str) -> dict[str, str]:
+    """The three version outputs of a host with no Slurm installed whose apt would install ``version``."""
+    return {"slurm_version": "", "slurm_packages": (_VERSION_DIR / f"dpkg-query-W-{image}-none.txt").read_text(),
+            "slurm_candidate": (_VERSION_DIR / f"apt-cache-policy-{image}-candidate-{version}.txt").read_text()}
+
+
+def _installed_outputs(image: str, version: str) -> dict[str, str]:
+    return {"slurm_version": (_VERSION_DIR / f"slurm-V-{image}-{version}.txt").read_text(),
+            "slurm_packages": (_VERSION_DIR / f"dpkg-query-W-{image}-{version}.txt").read_text(),
+            "slurm_candidate": (_VERSION_DIR / f"apt-cache-policy-{image}-installed-{version}.txt").read_text()}
+
+
+def _versions_cluster(tmp_path):
+    from slurmkit.cluster import load_cluster
+
+    path = tmp_path / "cluster.yaml"
+    path.write_text(_CLUSTER)
+    return load_cluster(path), path
+
+
+def _record(host: str, outputs: dict[str, str], drop_versions: bool = False) -> dict:
+    import json
+
+    from slurmkit.discovery import CommandOutput, facts_record
+
+    rec = json.loads(json.dumps(facts_record(host, {k: "captured" for k in outputs},
+                                             {k: CommandOutput(v, "", 0) for k, v in outputs.items()})))
+    if drop_versions:  # as records cached before discovery collected versions: no `slurm` in the facts
+        del rec["facts"]["slurm"]
+    return rec
+
+
+def test_hosts_without_versions_are_those_with_no_record_or_an_old_one(tmp_path):
+    from slurmkit.bootstrap import hosts_without_versions
+
+    cluster, _ = _versions_cluster(tmp_path)
+    records = {"n1": _record("n1", _installed_outputs("debian13", "24.11.5")),
+               "n2": _record("n2", _installed_outputs("debian13", "24.11.5"), drop_versions=True)}
+    assert hosts_without_versions(cluster, records) == ["h1", "n2"]
+    assert hosts_without_versions(cluster, {**records, "h1": records["n1"], "n2": records["n1"]}) == []
+
+
+def test_without_any_cached_facts_the_collected_versions_decide_the_target(tmp_path):
+    from slurmkit.bootstrap import hardware_with_versions
+    from slurmkit.hardware import cached_records, hardware_source
+    from slurmkit.render import render_cluster
+
+    cluster, path = _versions_cluster(tmp_path)
+    assert hardware_source(cluster, path, {}).slurm_target.release == "22.05"  # what bootstrap rendered for before
+    versions = {h: _bare_image_outputs("debian13", "24.11.5") for h in ("h1", "n1", "n2")}
+    source = hardware_with_versions(cluster, path, {}, versions)
+    assert (source.slurm_target.release, source.slurm_target.source) == ("24.11", "nodes")
+    assert {(hv.host, hv.version, hv.source) for hv in source.slurm_target.hosts} == {
+        (h, "24.11.5", "candidate") for h in ("h1", "n1", "n2")}
+    rendered = render_cluster(cluster, source)
+    assert rendered.target.release == "24.11"
+    assert "NodeName=n[1-2] CPUs=2 Sockets=1 CoresPerSocket=2 ThreadsPerCore=1 RealMemory=1000" in rendered.files["slurm.conf"]
+    assert cached_records(cluster, path) == {}  # nothing written: discover's records stay its own
+
+
+def test_a_host_with_an_old_record_gets_the_versions_in_memory_only(tmp_path):
+    from slurmkit.bootstrap import hardware_with_versions
+    from slurmkit.hardware import read_facts, write_facts
+
+    cluster, path = _versions_cluster(tmp_path)
+    old = _record("n1", _installed_outputs("debian13", "24.11.5"), drop_versions=True)
+    write_facts(path, "n1", old)
+    versions = {h: _installed_outputs("debian13", "24.11.5") for h in ("h1", "n1", "n2")}
+    source = hardware_with_versions(cluster, path, {"n1": old}, versions)
+    assert source.slurm_target.release == "24.11"
+    assert "slurm" not in read_facts(path, "n1")["facts"]
+
+
+def test_collected_versions_are_checked_as_cached_ones_are(tmp_path):
+    # Hosts with no record still count: releases that are no supported upgrade pair are refused, naming them.
+    from slurmkit.bootstrap import hardware_with_versions
+    from slurmkit.errors import ConfigError
+
+    cluster, path = _versions_cluster(tmp_path)
+    versions = {"h1": _installed_outputs("debian12", "22.05.8"), "n1": _installed_outputs("debian13", "24.11.5"),
+                "n2": _installed_outputs("debian13", "24.11.5")}
+    with pytest.raises(ConfigError) as e:
+        hardware_with_versions(cluster, path, {}, versions)
+    assert "slurm_version: mixed Slurm versions: h1 runs 22.05.8, n[1-2] run 24.11.5" in str(e.value)
