@@ -38,7 +38,11 @@ def expand(expr: str) -> list[str]:
             for piece in _split_single_bracket(part):
                 names.extend(NodeSet(piece, resolver=_NO_GROUPS))
         except (NodeSetException, RangeSetParseError, GroupResolverError) as exc:
-            raise HostlistError(f"bad hostlist {expr!r}: {exc}") from None
+            raise HostlistError(f"bad hostlist {expr[:80]!r}: {exc}") from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - ClusterShell's internals on odd input (AssertionError: range too large)
+            raise HostlistError(f"bad hostlist {expr[:80]!r}: {type(exc).__name__}: {exc}") from None
     if not names:  # NodeSet's operators can leave nothing: a&b, a!a
         raise HostlistError(f"bad hostlist {expr!r}: names no host")
     return names
@@ -68,7 +72,14 @@ def _upper_bound(expr: str) -> int:
 
 def fold(names: Iterable[str]) -> str:
     """Fold names into the shortest hostlist expression (``n1,n2,n3`` -> ``n[1-3]``)."""
-    return str(NodeSet.fromlist(list(names), resolver=_NO_GROUPS))
+    names = list(names)
+    try:
+        return str(NodeSet.fromlist(names, resolver=_NO_GROUPS))
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - ClusterShell's own errors, and its internals', become ours
+        shown = ",".join(names[:5])[:80] + ("..." if len(names) > 5 else "")
+        raise HostlistError(f"cannot fold names {shown!r}: {type(exc).__name__}: {exc}") from None
 
 
 def fold_numbers(numbers: Iterable[int]) -> str:

@@ -25,3 +25,21 @@ def test_fold_numbers():
     assert fold_numbers(range(8)) == "0-7"
     assert fold_numbers([5, 0, 1, 2]) == "0-2,5"
     assert fold_numbers([3]) == "3"
+
+
+@pytest.mark.parametrize("bad", ["n[019-020]99999999999999999999", "n[1-2]99999999999999999999"])
+def test_clustershell_internal_error_on_padded_huge_suffix_is_a_hostlist_error(bad):
+    # ClusterShell raises a bare AssertionError ("range too large") on these; it must not escape as one
+    from slurmkit.errors import SlurmkitError
+
+    with pytest.raises(HostlistError) as info:
+        expand(bad)
+    assert isinstance(info.value, SlurmkitError)
+    assert bad in str(info.value) and "range too large" in str(info.value)
+
+
+def test_slurm_conf_reports_the_huge_suffix_as_a_conf_error_naming_the_line():
+    from slurmkit.slurm.conf import SlurmConfError, parse_slurm_conf
+
+    with pytest.raises(SlurmConfError, match=r"slurm\.conf:2: bad hostlist"):
+        parse_slurm_conf("ClusterName=x\nNodeName=n[019-020]99999999999999999999 CPUs=1\n", "slurm.conf")
