@@ -78,7 +78,7 @@ def build_report(cluster, records: dict, errors: dict, allow_roce: bool = False)
 
     from slurmkit import hostlist
     from slurmkit.errors import ConfigError
-    from slurmkit.hardware import found_hardware, group_nccl, mgmt_interface, node_facts
+    from slurmkit.hardware import check_names, found_hardware, group_nccl, mgmt_interface, node_facts, slurm_names
     from slurmkit.remote import UnreachableError
     from slurmkit.slurm_versions import host_versions, resolve_target
     from slurmkit.render import topology_switches
@@ -88,6 +88,7 @@ def build_report(cluster, records: dict, errors: dict, allow_roce: bool = False)
         (f"nodes[{i}]", hostlist.expand(g.names)) for i, g in enumerate(cluster.nodes)
     ]
     addresses = {h.name: h.address for h in cluster.hosts()}
+    names_map = slurm_names(cluster, records)
     hosts: dict[str, dict] = {}
     findings: list[dict] = []
     out_groups = []
@@ -124,6 +125,8 @@ def build_report(cluster, records: dict, errors: dict, allow_roce: bool = False)
                 "mgmt_ifname": mgmt_interface(facts, addresses.get(name)),
                 "nccl_env": env,
                 "slurm": [{"version": hv.version, "source": hv.source} for hv in host_versions(name, facts)],
+                # its own short hostname, and what Slurm will call it (slurmkit.hardware.slurm_names)
+                "hostname": facts.short_hostname, "slurm_name": names_map[name],
             }
             findings += [asdict(f) for f in topo.findings]
         findings += [asdict(f) for f in check_rails(topos)]
@@ -142,6 +145,9 @@ def build_report(cluster, records: dict, errors: dict, allow_roce: bool = False)
                     for s in topology_switches(cluster)]
         switch_source = "cluster file topology" if switches else None
     unreachable = sorted(n for n, e in errors.items() if isinstance(e, UnreachableError))
+    # names render would refuse (as-written names that are not hostnames, one hostname on two hosts)
+    findings += [{"node": p.path, "code": "slurm-name", "severity": "error", "message": p.message}
+                 for p in check_names(cluster, records)]
     # the Slurm release render and bootstrap will target, from these facts (slurmkit.slurm_versions)
     try:
         target = resolve_target(cluster.slurm_pin, {n: node_facts(r) for n, r in records.items()}, cluster.head_names)

@@ -259,3 +259,18 @@ def test_the_controller_is_given_the_address_the_computes_reach_it_on(tmp_path):
         "my-fleet-head-1": "10.167.186.11"}
     c2 = parse_cluster(dump_cluster(importers.from_dstack_fleet(fleet.replace("10.167.186.11", "10.167.187.1"), "f")))
     assert controller_addresses(c2, records) == {"my-fleet-head-1": "10.167.187.1"}
+
+
+def test_discover_report_gives_each_hosts_hostname_and_slurm_name_and_refused_names():
+    from slurmkit.cli.discover import build_report
+
+    records = {n: record(n, h) for n, h in HOSTNAMES.items()}
+    report = build_report(fleet_cluster(), records, {})
+    assert report["hosts"]["my-fleet-node-2"]["hostname"] == "ip-10-0-0-12"
+    assert report["hosts"]["my-fleet-node-2"]["slurm_name"] == "ip-10-0-0-12"
+    assert not [f for f in report["findings"] if f["code"] == "slurm-name"]
+    report = build_report(fleet_cluster("slurm_names: as-written\n"), records, {})
+    assert report["hosts"]["my-fleet-node-2"]["slurm_name"] == "my-fleet-node-2"
+    refused = [f for f in report["findings"] if f["code"] == "slurm-name"]
+    assert len(refused) == 4 and all(f["severity"] == "error" for f in refused)
+    assert "host 10.0.0.12: inventory name my-fleet-node-2, its hostname is ip-10-0-0-12" in refused[2]["message"]
