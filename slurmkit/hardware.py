@@ -368,7 +368,11 @@ SLURM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 def found_hostname(record: Mapping[str, Any] | None) -> str | None:
     """The host's own short hostname in its cached record; None without a record, or in one cached before
     discovery asked for it."""
-    return None if record is None else node_facts(record).short_hostname
+    if record is None:
+        return None
+    if isinstance(record.get("facts"), dict):  # read as is: no need to rebuild every fact for one name
+        return record["facts"].get("short_hostname")
+    return node_facts(record).short_hostname
 
 
 def slurm_names(cluster: Cluster, records: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
