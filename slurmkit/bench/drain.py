@@ -3,7 +3,7 @@
 Rules:
 - Only a ``node`` culprit is drained (a ``link`` culprit names two nodes and cannot say which one is at fault).
   The reason names slurmkit, bench and the evidence: ``slurmkit:bench busbw 0.01 < 0.3 of the same-run baseline``
-  (a profile's baseline ratio) or ``slurmkit:bench busbw 12.1 < 40.0 GB/s`` (an absolute threshold), cut to
+  (a profile's baseline ratio) or ``slurmkit:bench busbw 12.1 < 40 GB/s`` (an absolute threshold), cut to
   :data:`slurmkit.health.policy.REASON_MAX` characters like the health checks' reasons.
 - A drained node runs no job, so a bench cannot measure it while drained: before a ``--drain`` bench, the nodes
   it covers whose Slurm reason starts with ``slurmkit:bench`` are resumed for the re-check (:func:`to_recheck`);
@@ -41,11 +41,11 @@ def drain_reason(culprit: Mapping[str, Any]) -> str:
     else:
         value, unit = culprit.get("busbw_gbps"), "GB/s"
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        text = f"{BENCH_PREFIX} failed pairs" + (f" (needs >= {_num(threshold)} {unit})" if threshold is not None else "")
+        text = f"{BENCH_PREFIX} failed pairs" + (f" (needs >= {threshold:g} {unit})" if threshold is not None else "")
     elif threshold is None:
         text = f"{BENCH_PREFIX} busbw {_num(value)} {unit}"
     else:
-        text = f"{BENCH_PREFIX} busbw {_num(value)} < {_num(threshold)} {unit}"
+        text = f"{BENCH_PREFIX} busbw {_num(value)} < {threshold:g} {unit}"
     return text if len(text) <= REASON_MAX else text[: REASON_MAX - 3] + "..."
 
 

@@ -34,7 +34,7 @@ nodes), and judges the measured busbw as a ratio to it ("busbw 0.22 GB/s = 0.61 
 0.36 GB/s, needs >= 0.3"). --expect replaces the profile's rule with an absolute one (no baseline step).
 \b
 --drain (pairs mode): the node it names is drained through scontrol on the head, with the evidence as its
-reason ("slurmkit:bench busbw 0.01 < 0.3 of the same-run baseline", or "... < 40.0 GB/s"). A node an earlier
+reason ("slurmkit:bench busbw 0.01 < 0.3 of the same-run baseline", or "... < 40 GB/s"). A node an earlier
 --drain bench drained is resumed for the re-check just before the next --drain bench over it, stays in service
 when that bench passes and is drained again when it does not. A drain whose reason is not slurmkit:bench (an
 admin's, `slurmkit health`'s) is never touched.

@@ -133,7 +133,7 @@ def _pairs_then_resumed(lc, p, pairs, slow, names):
     assert any("of the same-run baseline" in r and slow in r for r in out["verdict"]["reasons"]), out["verdict"]
     # drained, and only it, with the evidence as its reason
     culprit = out["culprits"][0]
-    reason = f"slurmkit:bench busbw {culprit['ratio']:.3g} < {culprit['threshold']:.3g} of the same-run baseline"
+    reason = f"slurmkit:bench busbw {culprit['ratio']:.3g} < {culprit['threshold']:g} of the same-run baseline"
     assert out["drain"]["drained"] == {slow: reason} and out["drain"]["rechecked"] == [], out["drain"]
     state, got = slurm_node(lc, slow)
     assert "DRAIN" in state and got == reason, (state, got)
