@@ -102,7 +102,11 @@ class Outcome:
 
 def bootstrap(cluster: Cluster, cluster_file: Path, hardware: HardwareSource, limit: str | None = None,
               dry_run: bool = False, on_host_done: Callable[[str, bool], None] | None = None,
-              verify_timeout: float = 60.0) -> Outcome:
+              verify_timeout: float = 60.0, ssh=None) -> Outcome:
+    """``ssh``: a :class:`~slurmkit.remote.ClusterSSH` of the caller's to run on (its jump host connection kept),
+    else one of its own."""
+    import contextlib
+
     from slurmkit.remote import ClusterSSH
 
     t0 = time.monotonic()
@@ -114,7 +118,8 @@ def bootstrap(cluster: Cluster, cluster_file: Path, hardware: HardwareSource, li
     out = Outcome(dry_run)
     new_conf = rendered.files["slurm.conf"]
 
-    with ClusterSSH(cluster, Path(cluster_file).expanduser().resolve().parent) as ssh:
+    with (contextlib.nullcontext(ssh) if ssh is not None
+          else ClusterSSH(cluster, Path(cluster_file).expanduser().resolve().parent)) as ssh:
         roles = {h.name: h.role for h in hosts}
         primary = PrimaryWatch(cluster.head_names[0], cluster.head_names[0] in roles)
 
@@ -354,11 +359,12 @@ def hosts_without_versions(cluster: Cluster, records: dict[str, dict]) -> list[s
     return [h.name for h in cluster.hosts() if h.name not in records or node_facts(records[h.name]).slurm is None]
 
 
-def collect_versions(cluster: Cluster, cluster_file: Path, names: list[str]
+def collect_versions(cluster: Cluster, cluster_file: Path, names: list[str], ssh=None
                      ) -> tuple[dict[str, dict[str, str]], dict[str, BaseException]]:
     """Run only the version commands of :data:`VERSION_FACTS` on ``names``, in one fan-out (one script per host,
-    framed as discovery frames its own): (host -> command name -> stdout, host -> error). Nothing is written to
-    the facts cache: a record holding only these outputs would pass for a full one."""
+    framed as discovery frames its own; the apt candidate only on a host with no Slurm installed, its output
+    left empty elsewhere): (host -> command name -> stdout, host -> error). Nothing is written to the facts
+    cache: a record holding only these outputs would pass for a full one."""
     import secrets
 
     from slurmkit.discovery import build_script, split_outputs
@@ -366,23 +372,33 @@ def collect_versions(cluster: Cluster, cluster_file: Path, names: list[str]
     from slurmkit.facts.errors import FactsParseError
     from slurmkit.remote import ClusterSSH
 
-    version_commands = {k: COMMANDS[k] for k in VERSION_FACTS}
     token = secrets.token_hex(8)
 
-    def run(conn) -> dict[str, str]:
-        res = conn.run("sh -c " + shlex.quote(build_script(version_commands, token)), timeout=VERSION_TIMEOUT_S)
+    def frame(conn, names: tuple[str, ...]) -> dict[str, str]:
+        cmds = {k: COMMANDS[k] for k in names}
+        res = conn.run("sh -c " + shlex.quote(build_script(cmds, token)), timeout=VERSION_TIMEOUT_S)
         try:
-            outputs = {k: v.stdout for k, v in split_outputs(res.stdout, token, list(version_commands)).items()}
+            return {k: v.stdout for k, v in split_outputs(res.stdout, token, list(cmds)).items()}
         except CommandError as exc:
             raise CommandError(exc.command, res.exit_code, "", exc.stderr, host=conn.name) from None
+
+    def run(conn) -> dict[str, str]:
+        # apt-cache policy reads every package list (seconds on a Debian host); an apt candidate counts only
+        # where no Slurm is installed (slurm_versions.host_versions), so only there is it asked.
+        outputs = frame(conn, VERSION_FACTS[:2])
         try:
+            installed = slurm_versions(outputs["slurm_version"], outputs["slurm_packages"], "").installed
+            outputs["slurm_candidate"] = "" if installed else frame(conn, VERSION_FACTS[2:])["slurm_candidate"]
             slurm_versions(*(outputs[k] for k in VERSION_FACTS))  # garbled output: this host's error, here
         except FactsParseError as exc:
             raise exc.on_host(conn.name) from None
         return outputs
 
+    import contextlib
+
     wanted = set(names)
-    with ClusterSSH(cluster, Path(cluster_file).expanduser().resolve().parent) as ssh:
+    with (contextlib.nullcontext(ssh) if ssh is not None
+          else ClusterSSH(cluster, Path(cluster_file).expanduser().resolve().parent)) as ssh:
         result = ssh.run_all([h for h in cluster.hosts() if h.name in wanted], run)
     return {h: r.value for h, r in result.succeeded.items()}, {h: r.error for h, r in result.failed.items()}
 

@@ -44,27 +44,30 @@ def bootstrap(ctx, dry_run, limit, as_json, verify_timeout, verbose):
     from rich.console import Console
 
     from slurmkit.bootstrap import bootstrap as run_bootstrap
+    from slurmkit.remote import ClusterSSH
 
     cluster = load(ctx, check_env=True)
     path = cluster_path(ctx)
     console = Console(stderr=True)
-    hardware, unread = hardware_for(cluster, path)
-    target = hardware.slurm_target
-    if not as_json:
-        for host, err in unread.items():
-            console.print(f"warning: {host}: Slurm version not read: {_summary(err)}", highlight=False, markup=False)
-        if target.note:
-            console.print(f"note: {target.note}", highlight=False, markup=False)
-    n_hosts = len(cluster.hosts())
-    done = []
-
-    def progress(host: str, ok: bool) -> None:
-        done.append(host)
+    # one ClusterSSH (one jump host connection) for the version probe and bootstrap's own fan-outs
+    with ClusterSSH(cluster, path.expanduser().resolve().parent) as ssh:
+        hardware, unread = hardware_for(cluster, path, ssh)
+        target = hardware.slurm_target
         if not as_json:
-            console.print(f"[{len(done)}/{n_hosts}] {host}: {'[green]done' if ok else '[red]failed'}", highlight=False)
+            for host, err in unread.items():
+                console.print(f"warning: {host}: Slurm version not read: {_summary(err)}", highlight=False, markup=False)
+            if target.note:
+                console.print(f"note: {target.note}", highlight=False, markup=False)
+        n_hosts = len(cluster.hosts())
+        done = []
 
-    outcome = run_bootstrap(cluster, path, hardware, limit=limit, dry_run=dry_run,
-                            on_host_done=progress, verify_timeout=verify_timeout)
+        def progress(host: str, ok: bool) -> None:
+            done.append(host)
+            if not as_json:
+                console.print(f"[{len(done)}/{n_hosts}] {host}: {'[green]done' if ok else '[red]failed'}", highlight=False)
+
+        outcome = run_bootstrap(cluster, path, hardware, limit=limit, dry_run=dry_run,
+                                on_host_done=progress, verify_timeout=verify_timeout, ssh=ssh)
     if as_json:
         click.echo(json.dumps({**outcome_json(outcome), "slurm_target": target_json(target, unread)}, indent=1))
     else:
@@ -72,7 +75,7 @@ def bootstrap(ctx, dry_run, limit, as_json, verify_timeout, verbose):
     ctx.exit(1 if outcome.failed_hosts else 0)
 
 
-def hardware_for(cluster, path):
+def hardware_for(cluster, path, ssh=None):
     """The hardware source to render with, and the hosts whose Slurm version could not be read (host -> error).
     Hosts whose cached facts show no Slurm version (never discovered, or cached before discovery asked) are
     asked for just that first, in one fan-out, so the release rendered for is the nodes' (see
@@ -84,7 +87,7 @@ def hardware_for(cluster, path):
     missing = hosts_without_versions(cluster, records)
     if not missing:
         return hardware_source(cluster, path, records), {}
-    versions, unread = collect_versions(cluster, path, missing)
+    versions, unread = collect_versions(cluster, path, missing, ssh)
     return hardware_with_versions(cluster, path, records, versions), unread
 
 
