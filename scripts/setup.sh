@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(slurm-wlm slurm-client munge openssh-server openssh-client iproute2 procps rsync
               openmpi-bin libopenmpi-dev python3 python3-venv python3-dev util-linux kmod chromium
-              debootstrap systemd-container)  # the last two: local nodes booting their own OS images
+              debootstrap systemd-container  # local nodes booting their own OS images
+              prometheus)  # the exporter's live test scrapes it with a real Prometheus
 
 if [ "$(id -u)" != 0 ]; then
   echo "setup: run as root (it installs Debian packages and the local cluster needs namespaces)" >&2
