@@ -9,6 +9,16 @@ A built image is stale when its recipe (suite, packages, build steps: :func:`rec
 than ``MAX_AGE_DAYS`` (the archive moved on: security updates). Builds take a lock per image (two test runs do not
 build the same image twice) and go into a temporary directory renamed into place when complete, so a half-built
 image is never used.
+
+Beside the root, ``NAME/repo/`` is the image's package repository (:func:`build_repo`, same lock, temp-dir and
+staleness rules; rebuilt with the image): the .debs that :data:`REPO_PACKAGES` need on that image and the image
+lacks, resolved by apt in the image's own root (through a throw-away overlay) against Debian's archive, indexed as
+a flat repository (Packages, Release). ``local up --image`` serves it from the first head's private address (an
+HTTP server in that head's network namespace, ended by ``local down`` with the node's other processes) and makes
+it every node's only apt source: this is the local stand-in for a site mirror, since the nodes have no route out.
+A real cluster differs only in where apt looks: its nodes keep their distribution's own sources (Debian's or
+Ubuntu's archive, or the site's signed mirror of it) and bootstrap's ``apt-get update && apt-get install`` is the
+same; the local repository is unsigned (``Trusted: yes`` on the cluster network), a real archive is signed.
 """
 
 from __future__ import annotations
