@@ -39,6 +39,7 @@ def adopt_options(f: Callable) -> Callable:
         click.option("--from-slurm-conf", type=click.Path(dir_okay=False), help="Adopt a running cluster from its slurm.conf (gres.conf and topology.conf beside it are read too, as Slurm reads them)."),
         click.option("--gres-conf", type=click.Path(dir_okay=False), help="With --from-slurm-conf: gres.conf, when it is not beside slurm.conf."),
         click.option("--topology-conf", type=click.Path(dir_okay=False), help="With --from-slurm-conf: topology.conf, when it is not beside slurm.conf."),
+        click.option("--known-hosts", type=click.Path(dir_okay=False), help="With --from-head: the known_hosts file the head's key is checked against (default: ~/.ssh/known_hosts); kept as ssh.known_hosts."),
         click.option("--from-head", metavar="HOST", help="Adopt a running cluster from its controller over SSH: $SLURM_CONF there, else the slurm.conf `scontrol show config` names, else /etc/slurm/, with its includes, gres.conf and topology.conf."),
     ]):
         f = opt(f)
@@ -105,7 +106,8 @@ def read_remote(run: Callable[[str], str], read: Callable[[str], bytes | None], 
     return Read(conf, gres, topo, sources)
 
 
-def read_from_head(host: str, user: str, identity_file: str | None, ssh_config: str | None) -> Read:
+def read_from_head(host: str, user: str, identity_file: str | None, ssh_config: str | None,
+                   known_hosts: str | None = None) -> Read:
     """Connect to ``host`` as slurmkit connects to a head (remote.ClusterSSH) and read its configs."""
     from slurmkit.cluster import Host, parse_cluster
     from slurmkit.remote import ClusterSSH
@@ -115,6 +117,8 @@ def read_from_head(host: str, user: str, identity_file: str | None, ssh_config: 
         ssh["identity_file"] = identity_file
     if ssh_config:
         ssh["config_file"] = ssh_config
+    if known_hosts:
+        ssh["known_hosts"] = known_hosts
     # A cluster file of the head alone, to connect with (the compute group is a placeholder nothing connects to).
     stub = parse_cluster(
         "cluster: adopting\n" + "ssh: " + _flow(ssh) + f"\nheads: {json.dumps(host)}\nnodes: [{{names: adopt-placeholder}}]\n",
@@ -136,7 +140,8 @@ def _flow(d: dict) -> str:
 
 
 def run_adopt(*, from_slurm_conf: str | None, gres_conf: str | None, topology_conf: str | None, from_head: str | None,
-              ssh_config: str | None, user: str, identity_file: str | None, output: str, force: bool) -> None:
+              ssh_config: str | None, user: str, identity_file: str | None, output: str, force: bool,
+              known_hosts: str | None = None) -> None:
     """Read, adopt, check, write; print the findings and the not-kept lines."""
     from slurmkit.adopt import adopt
     from slurmkit.cluster import parse_cluster
@@ -151,12 +156,14 @@ def run_adopt(*, from_slurm_conf: str | None, gres_conf: str | None, topology_co
     if from_slurm_conf:
         got = read_local(from_slurm_conf, gres_conf, topology_conf)
     else:
-        got = read_from_head(from_head, user, identity_file, ssh_config)
+        got = read_from_head(from_head, user, identity_file, ssh_config, known_hosts)
     adopted = adopt(got.conf, got.gres, got.switches, ssh_user=user)
     if identity_file:
         adopted.data["ssh"]["identity_file"] = identity_file
     if ssh_config:
         adopted.data["ssh"]["config_file"] = ssh_config
+    if known_hosts:
+        adopted.data["ssh"]["known_hosts"] = known_hosts
     text = adopted.text(got.sources)
     parse_cluster(text, str(out))  # never write a file that validate would reject
     out.parent.mkdir(parents=True, exist_ok=True)
