@@ -39,7 +39,7 @@ def adopt_options(f: Callable) -> Callable:
         click.option("--from-slurm-conf", type=click.Path(dir_okay=False), help="Adopt a running cluster from its slurm.conf (gres.conf and topology.conf beside it are read too, as Slurm reads them)."),
         click.option("--gres-conf", type=click.Path(dir_okay=False), help="With --from-slurm-conf: gres.conf, when it is not beside slurm.conf."),
         click.option("--topology-conf", type=click.Path(dir_okay=False), help="With --from-slurm-conf: topology.conf, when it is not beside slurm.conf."),
-        click.option("--known-hosts", type=click.Path(dir_okay=False), help="With --from-head: the known_hosts file the head's key is checked against (default: ~/.ssh/known_hosts); kept as ssh.known_hosts."),
+        click.option("--known-hosts", type=click.Path(dir_okay=False), help="The known_hosts file host keys are checked against (--from-head reads the head with it; default: ~/.ssh/known_hosts); kept as ssh.known_hosts."),
         click.option("--from-head", metavar="HOST", help="Adopt a running cluster from its controller over SSH: $SLURM_CONF there, else the slurm.conf `scontrol show config` names, else /etc/slurm/, with its includes, gres.conf and topology.conf."),
     ]):
         f = opt(f)

@@ -228,9 +228,10 @@ from slurmkit.cli import adopt as cli_adopt  # noqa: E402
 @click.option("-o", "--output", default="cluster.yaml")
 @click.option("--force", is_flag=True)
 @cli_adopt.adopt_options
-def _init(ssh_config, user, identity_file, output, force, from_slurm_conf, gres_conf, topology_conf, from_head):
+def _init(ssh_config, user, identity_file, output, force, from_slurm_conf, gres_conf, topology_conf, known_hosts, from_head):
     cli_adopt.run_adopt(from_slurm_conf=from_slurm_conf, gres_conf=gres_conf, topology_conf=topology_conf, from_head=from_head,
-                        ssh_config=ssh_config, user=user, identity_file=identity_file, output=output, force=force)
+                        ssh_config=ssh_config, user=user, identity_file=identity_file, output=output, force=force,
+                        known_hosts=known_hosts)
 
 
 def _invoke(args: list[str]):
@@ -239,13 +240,14 @@ def _invoke(args: list[str]):
 
 def test_cli_from_slurm_conf_reads_gres_conf_beside_it_and_prints_what_was_not_kept(tmp_path: Path):
     out = tmp_path / "cluster.yaml"
-    r = _invoke(["--from-slurm-conf", str(CONF / "ocotillo-multi-gpu" / "slurm.conf"), "-o", str(out), "--identity-file", "~/.ssh/id"])
+    r = _invoke(["--from-slurm-conf", str(CONF / "ocotillo-multi-gpu" / "slurm.conf"), "-o", str(out), "--identity-file", "~/.ssh/id",
+                 "--known-hosts", "~/.ssh/known_hosts.ocotillo"])
     assert r.exit_code == 0, r.output
     assert "not kept: " in r.output and "several GPU types" in r.output and f"wrote {out}: cluster ocotillo" in r.output
     text = out.read_text()
     assert text.startswith("# Adopted by `slurmkit init` from ") and str(CONF / "ocotillo-multi-gpu" / "gres.conf") in text.splitlines()[0]
     c = parse_cluster(text)
-    assert c.ssh.user == "ubuntu" and c.ssh.identity_file == "~/.ssh/id"
+    assert c.ssh.user == "ubuntu" and c.ssh.identity_file == "~/.ssh/id" and c.ssh.known_hosts == "~/.ssh/known_hosts.ocotillo"
     assert {g.names: g.gpus.files for g in c.nodes if g.gpus}["ibtesla"] == "/dev/nvidia[0-3]"
     again = _invoke(["--from-slurm-conf", str(CONF / "ocotillo-multi-gpu" / "slurm.conf"), "-o", str(out)])
     assert again.exit_code != 0 and "already exists" in str(again.exception)
