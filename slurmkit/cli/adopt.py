@@ -11,6 +11,7 @@ findings; exit 2 (a SlurmkitError) only when nothing usable could be read.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
@@ -54,6 +55,11 @@ class Read:
     gres: list | None
     switches: list | None
     sources: list[str]
+    munge_key: bytes | None = None  # --from-head: the head's /etc/munge/munge.key, when it could be read
+    munge_unread: str | None = None  # why it could not
+
+
+MUNGE_KEY = "/etc/munge/munge.key"
 
 
 def read_local(slurm_conf: str, gres_conf: str | None = None, topology_conf: str | None = None) -> Read:
@@ -128,11 +134,48 @@ def read_from_head(host: str, user: str, identity_file: str | None, ssh_config: 
     try:
         conn = ssh_conn.connect(Host(host, host, "head"))
         try:
-            return read_remote(lambda cmd: conn.run(cmd, timeout=60).stdout, conn.read, host)
+            got = read_remote(lambda cmd: conn.run(cmd, timeout=60).stdout, conn.read, host)
+            # The cluster's own key, so that `bootstrap` keeps it rather than installing a new one everywhere
+            try:
+                got.munge_key = conn.read(MUNGE_KEY)
+                got.munge_unread = None if got.munge_key else "no such file"
+            except SlurmkitError as exc:  # not readable by this user
+                got.munge_unread = str(exc).splitlines()[0][:200]
+            return got
         finally:
             conn.close()
     finally:
         ssh_conn.close()
+
+
+def keep_munge_key(got: Read, out: Path, host: str) -> str:
+    """Keep the head's munge key where `bootstrap` looks for the cluster file's (StateDir.munge_key, 0600), so
+    that bootstrapping the adopted cluster does not replace the running cluster's key. Never overwrites a key
+    already there. Returns the line to print."""
+    from slurmkit.paths import StateDir
+
+    path = StateDir.of(out).munge_key
+    if got.munge_key is None or len(got.munge_key) < 32:
+        why = got.munge_unread or f"{len(got.munge_key or b'')} bytes, shorter than munged accepts"
+        return (f"munge key: not read from {host}:{MUNGE_KEY} ({why}); `bootstrap` would install a new one on every "
+                f"node (munge restarted): copy the cluster's key to {path} (mode 0600) first")
+    if path.exists():
+        same = path.read_bytes() == got.munge_key
+        return (f"munge key: {path} already holds {host}'s key" if same else
+                f"munge key: {path} holds another key, left as is; `bootstrap` would install it on every node: "
+                f"replace it with {host}:{MUNGE_KEY} first to keep the cluster's")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"munge.key.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(got.munge_key)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return f"munge key: {host}'s kept in {path} (0600), so that `bootstrap` keeps it"
 
 
 def _flow(d: dict) -> str:
@@ -168,6 +211,8 @@ def run_adopt(*, from_slurm_conf: str | None, gres_conf: str | None, topology_co
     parse_cluster(text, str(out))  # never write a file that validate would reject
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
+    if from_head:
+        click.echo(keep_munge_key(got, out, from_head))
     for f in adopted.findings:
         click.echo(f"finding: {f}")
     for n in adopted.not_kept:

@@ -8,8 +8,9 @@ known_hosts and an OpenSSH config (the head by name, computes through it, as a s
 The adopted file validates, names the same head, nodes (and their hardware) and partitions (ALL resolved to every
 node, as Slurm does), and `bootstrap --dry-run` on it changes no node or partition definition. What the dry run
 does report is asserted as it is: the slurm.conf text (hand-written vs rendered), cgroup.conf (its header names the
-profile: the adopted file has none, `local`'s had one), and the munge key: the adopted file's key is a new one kept
-on this machine, not the running cluster's (the key is a secret adoption does not read)."""
+profile: the adopted file has none, `local`'s had one); not the munge key: run_adopt kept the head's own
+/etc/munge/munge.key where bootstrap looks for the adopted file's (before, bootstrap would have installed a new key
+on every node of the running cluster)."""
 
 from __future__ import annotations
 
@@ -113,6 +114,7 @@ def test_init_from_head_adopts_a_hand_written_running_cluster(cluster, tmp_path)
     out = tmp_path / "adopted.yaml"
     from slurmkit.cli.adopt import run_adopt
 
+    before_key = lc.head("sha256sum /etc/munge/munge.key").stdout.split()[0]
     run_adopt(from_slurm_conf=None, gres_conf=None, topology_conf=None, from_head=head, ssh_config=str(ssh_config),
               user="root", identity_file=ssh["identity_file"], known_hosts=ssh["known_hosts"], output=str(out), force=False)
 
@@ -149,7 +151,15 @@ def test_init_from_head_adopts_a_hand_written_running_cluster(cluster, tmp_path)
     assert dry["failed_hosts"] == []
     changed = {h: sorted(s["step"] for s in r["steps"] if s["status"] == "changed") for h, r in dry["hosts"].items()}
     print(json.dumps(changed), file=sys.stderr)
-    assert changed == {h: ["cgroup.conf", "munge key", "slurm.conf"] for h in [head, *computes]}
+    # the head's munge key was kept beside the adopted file (0600): bootstrap would not replace the cluster's
+    assert changed == {h: ["cgroup.conf", "slurm.conf"] for h in [head, *computes]}
+    from slurmkit.paths import StateDir
+
+    kept = StateDir.of(out).munge_key
+    assert kept.stat().st_mode & 0o777 == 0o600
+    import hashlib
+
+    assert hashlib.sha256(kept.read_bytes()).hexdigest() == before_key
     diff = next(s["diff"] for s in dry["hosts"][head]["steps"] if s["step"] == "slurm.conf")
     # no node or partition line the dry run would write differs from Slurm's reading of the hand-written file
     assert "\n+NodeName=" in diff and "\n+PartitionName=" in diff

@@ -355,3 +355,23 @@ def test_settings_render_adds_that_the_original_left_to_slurm_are_listed_unless_
     assert any("no MailProg=: render writes slurmkit's MailProg=/bin/true" in n for n in lines)
     assert not any("AuthType" in n or "SlurmdTimeout" in n for n in lines)  # render writes Slurm's own default
     assert not any("SelectType" in n or "TaskPlugin" in n for n in lines)  # the original sets them: kept verbatim
+
+
+def test_keep_munge_key_writes_the_heads_key_once_0600_and_never_overwrites(tmp_path: Path):
+    from slurmkit.paths import StateDir
+
+    out = tmp_path / "adopted.yaml"
+    path = StateDir.of(out).munge_key
+    unread = cli_adopt.Read(None, None, None, [], munge_key=None, munge_unread="read /etc/munge/munge.key: Permission denied")
+    line = cli_adopt.keep_munge_key(unread, out, "head-1")
+    assert line.startswith("munge key: not read from head-1:/etc/munge/munge.key (read /etc/munge/munge.key: Permission denied)")
+    assert str(path) in line and not path.exists()
+    key = bytes(range(256)) * 4
+    line = cli_adopt.keep_munge_key(cli_adopt.Read(None, None, None, [], munge_key=key), out, "head-1")
+    assert line == f"munge key: head-1's kept in {path} (0600), so that `bootstrap` keeps it"
+    assert path.read_bytes() == key and path.stat().st_mode & 0o777 == 0o600
+    assert "already holds head-1's key" in cli_adopt.keep_munge_key(cli_adopt.Read(None, None, None, [], munge_key=key), out, "head-1")
+    other = cli_adopt.keep_munge_key(cli_adopt.Read(None, None, None, [], munge_key=b"x" * 1024), out, "head-1")
+    assert "holds another key, left as is" in other and path.read_bytes() == key
+    short = cli_adopt.keep_munge_key(cli_adopt.Read(None, None, None, [], munge_key=b"x" * 8), tmp_path / "b" / "c.yaml", "h")
+    assert "8 bytes, shorter than munged accepts" in short
