@@ -84,7 +84,7 @@ def _hand_written(lc) -> str:
         cpus=g["sockets"] * g["cores_per_socket"] * g["threads_per_core"], n1=n1, n2=n2, a1=a1, a2=a2)
 
 
-def test_init_from_head_adopts_a_hand_written_running_cluster(cluster, tmp_path):
+def test_init_from_head_adopts_a_hand_written_running_cluster(cluster, tmp_path, capsys):
     lc = cluster
     head = expand(lc.spec["heads"]["names"])[0]
     computes = expand(lc.spec["nodes"][0]["names"])
@@ -118,6 +118,9 @@ def test_init_from_head_adopts_a_hand_written_running_cluster(cluster, tmp_path)
     run_adopt(from_slurm_conf=None, gres_conf=None, topology_conf=None, from_head=head, ssh_config=str(ssh_config),
               user="root", identity_file=ssh["identity_file"], known_hosts=ssh["known_hosts"], output=str(out), force=False)
 
+    printed = capsys.readouterr().out
+    assert f"munge key: {head}'s kept in " in printed and "(0 finding(s), 0 line(s) not kept)" in printed, printed
+    assert "not kept: " not in printed and "finding: " not in printed
     adopted_text = out.read_text()
     assert f"# Adopted by `slurmkit init` from {head}:/etc/slurm/slurm.conf." in adopted_text
     v = subprocess.run([sys.executable, "-m", "slurmkit", "-c", str(out), "validate"], capture_output=True, text=True,
@@ -133,12 +136,14 @@ def test_init_from_head_adopts_a_hand_written_running_cluster(cluster, tmp_path)
     rendered = render_cluster(c).files
     ren = sc.parse_slurm_conf(rendered["slurm.conf"])
     assert orig.findings == [] and ren.findings == []
-    key = lambda n: (n.name, n.addr, n.hardware())  # noqa: E731
+    # nothing was listed as not kept, so nothing Slurm reads may differ: every setting, node and partition option
+    assert {k: v[1] for k, v in ren.settings.items()} == {k: v[1] for k, v in orig.settings.items()}
+    key = lambda n: (n.name, n.addr, n.hardware(), n.state, n.features, n.weight, n.other)  # noqa: E731
     assert [key(n) for n in ren.nodes.values()] == [key(n) for n in orig.nodes.values()]
     assert {p.name: (orig.partition_nodes(p), p.default, p.max_time) for p in orig.partitions} == {
         "debug": (computes, True, "INFINITE"), "short": ([computes[0]], False, "60")}
-    assert {p.name: (ren.partition_nodes(p), p.default, p.max_time) for p in ren.partitions} == {
-        p.name: (orig.partition_nodes(p), p.default, p.max_time) for p in orig.partitions}
+    assert {p.name: (ren.partition_nodes(p), p.default, p.max_time, p.options) for p in ren.partitions} == {
+        p.name: (orig.partition_nodes(p), p.default, p.max_time, p.options) for p in orig.partitions}
     assert [c_.name for c_ in ren.controllers] == [head]
 
     # bootstrap --dry-run on the adopted file: what it would change, as it is
@@ -160,6 +165,11 @@ def test_init_from_head_adopts_a_hand_written_running_cluster(cluster, tmp_path)
     import hashlib
 
     assert hashlib.sha256(kept.read_bytes()).hexdigest() == before_key
+    for h in [head, *computes]:  # cgroup.conf: its header alone, which names the profile (`local` rendered it)
+        cg = next(s_["diff"] for s_ in dry["hosts"][h]["steps"] if s_["step"] == "cgroup.conf")
+        body = [ln for ln in cg.splitlines() if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+        assert len(body) == 2 and all(ln[1:].startswith("# Rendered by slurmkit ") for ln in body), cg
+        assert body[0][1:].split(" (profile ")[0] == body[1][1:].split(" (profile ")[0], cg
     diff = next(s["diff"] for s in dry["hosts"][head]["steps"] if s["step"] == "slurm.conf")
     # no node or partition line the dry run would write differs from Slurm's reading of the hand-written file
     assert "\n+NodeName=" in diff and "\n+PartitionName=" in diff
