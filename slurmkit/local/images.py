@@ -542,7 +542,20 @@ def _index(repo: Path, label: str) -> dict[str, str]:
     return packages_versions(packages.decode())
 
 
-def build_repo(name: str, cache_root: Path | None = None, force: bool = False, log_stream=None) -> dict:
+def remove_old_repos(name: str, cache_root: Path | None = None, state_root: Path | None = None) -> list[Path]:
+    """Remove the repositories a rebuild replaced (``.NAME.repo-old-*``) once no local cluster runs on image
+    ``name`` (its site mirror serves the directory by path)."""
+    cache = cache_root or CACHE_ROOT
+    old = sorted(cache.glob(f".{name}.repo-old-*"))
+    if not old or clusters_using(name, state_root):
+        return []
+    for d in old:
+        shutil.rmtree(d, ignore_errors=True)
+    return old
+
+
+def build_repo(name: str, cache_root: Path | None = None, force: bool = False, log_stream=None,
+               state_root: Path | None = None) -> dict:
     """Build image ``name``'s package repository (``NAME/repo/``) unless a fresh one is there; its repo.json.
 
     The image must be built. Holds ``NAME.repo.lock`` while it checks and builds; builds into a temporary
@@ -555,6 +568,7 @@ def build_repo(name: str, cache_root: Path | None = None, force: bool = False, l
     with open(cache / f"{name}.repo.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         current = _repo_meta(name, cache)
+        remove_old_repos(name, cache, state_root)
         if repo_staleness(current, image_meta) is None and not force:
             return current
         free = shutil.disk_usage(cache).free
@@ -594,9 +608,7 @@ def build_repo(name: str, cache_root: Path | None = None, force: bool = False, l
                 # a running cluster's server reads the old one by path: it is replaced whole, never edited
                 final.rename(cache / f".{name}.repo-old-{time.time_ns()}")
             repo.rename(final)
-            for old in cache.glob(f".{name}.repo-old-*"):
-                if not clusters_using(name):
-                    shutil.rmtree(old, ignore_errors=True)
+            remove_old_repos(name, cache, state_root)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return meta

@@ -95,7 +95,10 @@ def test_a_fresh_repository_is_not_rebuilt(tmp_path):
     repo = {"version": li.REPO_VERSION, "packages": list(li.REPO_PACKAGES), "image_built_at": IMAGE_META["built_at"],
             "slurm_version": "24.11.5-4+deb13u1", "size_bytes": 47509504}
     _cached_image(tmp_path, repo)
-    assert li.build_repo("debian-13", cache_root=tmp_path) == repo  # returned as is: no apt run, no temp dir
+    (tmp_path / ".debian-13.repo-old-1").mkdir()  # replaced while a cluster ran on the image; none runs now
+    state = tmp_path / "state"
+    state.mkdir()
+    assert li.build_repo("debian-13", cache_root=tmp_path, state_root=state) == repo  # as is: no apt, no temp dir
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     i = li.info("debian-13", tmp_path, mirror=IMAGE_META["mirror"])
     assert (i.repo_slurm, i.repo_size_bytes, i.repo_stale) == ("24.11.5-4+deb13u1", 47509504, None)
@@ -135,3 +138,15 @@ def test_node_apt_sources_name_only_the_site_mirror(tmp_path):
     assert "URIs: http://10.100.7.1/" in (apt / "sources.list.d" / "slurmkit-site-mirror.sources").read_text()
     lists = upper / "var" / "lib" / "apt" / "lists"
     assert os.getxattr(lists, "trusted.overlay.opaque") == b"y"  # the image's lists of Debian's archive hidden
+
+
+def test_a_replaced_repository_stays_while_a_cluster_runs_on_its_image(tmp_path):
+    state = tmp_path / "state"
+    (state / "sdx").mkdir(parents=True)
+    (state / "sdx" / "state.json").write_text(json.dumps({"plan": {"image": "debian-13"}}))
+    (tmp_path / ".debian-13.repo-old-1").mkdir()
+    assert li.remove_old_repos("debian-13", tmp_path, state) == []
+    assert (tmp_path / ".debian-13.repo-old-1").is_dir()
+    (state / "sdx" / "state.json").unlink()
+    assert li.remove_old_repos("debian-13", tmp_path, state) == [tmp_path / ".debian-13.repo-old-1"]
+    assert not (tmp_path / ".debian-13.repo-old-1").exists()
