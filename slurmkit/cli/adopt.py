@@ -57,6 +57,7 @@ class Read:
     sources: list[str]
     munge_key: bytes | None = None  # --from-head: the head's /etc/munge/munge.key, when it could be read
     munge_unread: str | None = None  # why it could not
+    head_name: str | None = None  # --from-head: the head's `hostname -s`, the name Slurm knows it by
 
 
 MUNGE_KEY = "/etc/munge/munge.key"
@@ -135,6 +136,7 @@ def read_from_head(host: str, user: str, identity_file: str | None, ssh_config: 
         conn = ssh_conn.connect(Host(host, host, "head"))
         try:
             got = read_remote(lambda cmd: conn.run(cmd, timeout=60).stdout, conn.read, host)
+            got.head_name = conn.run("hostname -s", timeout=30).stdout.strip() or None
             # The cluster's own key, so that `bootstrap` keeps it rather than installing a new one everywhere
             try:
                 got.munge_key = conn.read(MUNGE_KEY)
@@ -146,6 +148,18 @@ def read_from_head(host: str, user: str, identity_file: str | None, ssh_config: 
             conn.close()
     finally:
         ssh_conn.close()
+
+
+def _reach_head_as_reached(data: dict, head_name: str, reached: str) -> None:
+    """The controller read over SSH is reached the way it was reached: where ``--from-head`` named it by another
+    name or an address than the one slurm.conf knows it by, that is its SSH address (heads.addresses)."""
+    heads = data.get("heads")
+    names = (heads["names"] if isinstance(heads, dict) else heads or "").split(",")
+    if reached in names or head_name not in names:
+        return
+    addrs = heads["addresses"].split(",") if isinstance(heads, dict) else list(names)
+    addrs[names.index(head_name)] = reached
+    data["heads"] = {"names": ",".join(names), "addresses": ",".join(addrs)}
 
 
 def keep_munge_key(got: Read, out: Path, host: str) -> str:
@@ -201,6 +215,8 @@ def run_adopt(*, from_slurm_conf: str | None, gres_conf: str | None, topology_co
     else:
         got = read_from_head(from_head, user, identity_file, ssh_config, known_hosts)
     adopted = adopt(got.conf, got.gres, got.switches, ssh_user=user)
+    if from_head and got.head_name:
+        _reach_head_as_reached(adopted.data, got.head_name, from_head)
     if identity_file:
         adopted.data["ssh"]["identity_file"] = identity_file
     if ssh_config:

@@ -175,3 +175,23 @@ def test_init_from_head_adopts_a_hand_written_running_cluster(cluster, tmp_path,
     assert "\n+NodeName=" in diff and "\n+PartitionName=" in diff
     assert sorted(l[1:] for l in diff.splitlines() if l.startswith("+NodeName=")) == sorted(
         l for l in rendered["slurm.conf"].splitlines() if l.startswith("NodeName="))
+
+
+def test_init_from_head_by_address_without_an_ssh_config_keeps_that_address_for_the_head(cluster, tmp_path):
+    """No OpenSSH config: the head reached at its address, as root with the cluster's key and known_hosts. slurm.conf
+    names it by name only (SlurmctldHost=<name>), which this machine does not resolve: the address it was reached
+    at is its SSH address in the adopted file, and validate passes."""
+    lc = cluster
+    head = expand(lc.spec["heads"]["names"])[0]
+    ssh = lc.spec["ssh"]
+    out = tmp_path / "by-address.yaml"
+    from slurmkit.cli.adopt import run_adopt
+
+    run_adopt(from_slurm_conf=None, gres_conf=None, topology_conf=None, from_head=lc.head_addr, ssh_config=None,
+              user="root", identity_file=ssh["identity_file"], known_hosts=ssh["known_hosts"], output=str(out), force=False)
+    c = parse_cluster(out.read_text(), str(out))
+    assert [(h.name, h.address) for h in c.hosts() if h.role == "head"] == [(head, lc.head_addr)]
+    assert [h.name for h in c.hosts() if h.role == "compute"] == expand(lc.spec["nodes"][0]["names"])
+    v = subprocess.run([sys.executable, "-m", "slurmkit", "-c", str(out), "validate"], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=120)
+    assert v.returncode == 0, v.stdout + v.stderr

@@ -375,3 +375,16 @@ def test_keep_munge_key_writes_the_heads_key_once_0600_and_never_overwrites(tmp_
     assert "holds another key, left as is" in other and path.read_bytes() == key
     short = cli_adopt.keep_munge_key(cli_adopt.Read(None, None, None, [], munge_key=b"x" * 8), tmp_path / "b" / "c.yaml", "h")
     assert "8 bytes, shorter than munged accepts" in short
+
+
+def test_the_head_read_over_ssh_is_reached_as_it_was():
+    d = {"heads": "ctl-a,ctl-b"}
+    cli_adopt._reach_head_as_reached(d, "ctl-b", "10.0.0.2")
+    assert d["heads"] == {"names": "ctl-a,ctl-b", "addresses": "ctl-a,10.0.0.2"}
+    d = {"heads": {"names": "ctl-a,ctl-b", "addresses": "192.168.1.1,192.168.1.2"}}
+    cli_adopt._reach_head_as_reached(d, "ctl-a", "login.example.org")
+    assert d["heads"] == {"names": "ctl-a,ctl-b", "addresses": "login.example.org,192.168.1.2"}
+    for same in ({"heads": "ctl-a"}, ):  # reached by its Slurm name, or a host slurm.conf does not name: unchanged
+        cli_adopt._reach_head_as_reached(same, "ctl-a", "ctl-a")
+        cli_adopt._reach_head_as_reached(same, "other", "10.0.0.9")
+        assert same == {"heads": "ctl-a"}
