@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from slurmkit.cli.adopt import adopt_options
 from slurmkit.errors import ConfigError, Problem
 
 
@@ -29,17 +30,19 @@ def load(ctx: click.Context, check_env: bool = False):
 
 @click.command()
 @click.option("--lambda-nodes", type=click.Path(dir_okay=False), help="A Lambda 1CC node list: one name per line, <cluster>-head-N and <cluster>-node-N.")
-@click.option("--ssh-config", type=click.Path(dir_okay=False), help="With --lambda-nodes: the cluster's SSH config (~/.ssh/config.d/config.<cluster>); User, IdentityFile and ProxyJump are read from it.")
+@click.option("--ssh-config", type=click.Path(dir_okay=False), help="With --lambda-nodes: the cluster's SSH config (~/.ssh/config.d/config.<cluster>); User, IdentityFile and ProxyJump are read from it. With --from-head: how to reach the head.")
 @click.option("--dstack-fleet", type=click.Path(dir_okay=False), help="A dstack SSH fleet file (type: fleet, ssh_config.hosts).")
 @click.option("--tensorpool", "tensorpool_id", metavar="ID", help="A TensorPool cluster id: ID-jumphost is the head, workers ID-0..ID-(N-1).")
 @click.option("--workers", type=int, help="With --tensorpool: the number of worker nodes.")
-@click.option("--user", default="ubuntu", show_default=True, help="With --tensorpool: the SSH user.")
-@click.option("--identity-file", help="With --tensorpool: the SSH private key.")
+@click.option("--user", default="ubuntu", show_default=True, help="With --tensorpool or --from-head: the SSH user.")
+@click.option("--identity-file", help="With --tensorpool or --from-head: the SSH private key.")
 @click.option("--gpu-type", help="GPU type for the compute nodes (h100, h200, ...). Lambda: h100.")
 @click.option("--gpus-per-node", type=int, help="GPUs per compute node. Lambda: 8.")
 @click.option("-o", "--output", default="cluster.yaml", show_default=True, type=click.Path(dir_okay=False), help="Where to write the cluster file.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-def init(lambda_nodes, ssh_config, dstack_fleet, tensorpool_id, workers, user, identity_file, gpu_type, gpus_per_node, output, force):
+@adopt_options
+def init(lambda_nodes, ssh_config, dstack_fleet, tensorpool_id, workers, user, identity_file, gpu_type, gpus_per_node, output, force,
+         from_slurm_conf, gres_conf, topology_conf, known_hosts, from_head):
     """Write a cluster file from what you already have.
 
     \b
@@ -47,6 +50,13 @@ def init(lambda_nodes, ssh_config, dstack_fleet, tensorpool_id, workers, user, i
       --lambda-nodes nodes.txt [--ssh-config ~/.ssh/config.d/config.us-east-2-1cc]
       --dstack-fleet fleet.dstack.yml
       --tensorpool tp-abc123 --workers 2 [--gpu-type h200 --gpus-per-node 8]
+      --from-slurm-conf /etc/slurm/slurm.conf [--gres-conf F] [--topology-conf F]
+      --from-head HOST [--ssh-config F] [--user U] [--identity-file K] [--known-hosts F]
+
+    Adopting (--from-slurm-conf, --from-head) keeps what the model does not own verbatim in slurm_conf: and
+    partition options:, prints each inconsistency of the originals as a finding (exit 0) and each line that
+    cannot be kept as "not kept:" (also as comments in the file); --from-head also saves the cluster's munge key
+    beside the file, so bootstrap keeps it.
 
     The result passes `slurmkit validate`; hardware left out is found by `slurmkit discover`.
     Nothing is written when the input has a problem.
@@ -54,6 +64,15 @@ def init(lambda_nodes, ssh_config, dstack_fleet, tensorpool_id, workers, user, i
     from slurmkit import importers
     from slurmkit.cluster import dump_cluster, parse_cluster
 
+    if from_slurm_conf or from_head:
+        if lambda_nodes or dstack_fleet or tensorpool_id or (from_slurm_conf and from_head):
+            raise click.UsageError("give exactly one of --lambda-nodes, --dstack-fleet, --tensorpool, --from-slurm-conf, "
+                                   "--from-head")
+        from slurmkit.cli.adopt import run_adopt
+
+        return run_adopt(from_slurm_conf=from_slurm_conf, gres_conf=gres_conf, topology_conf=topology_conf,
+                         from_head=from_head, ssh_config=ssh_config, user=user, identity_file=identity_file,
+                         output=output, force=force, known_hosts=known_hosts)
     sources = [s for s in (lambda_nodes, dstack_fleet, tensorpool_id) if s]
     if len(sources) != 1:
         raise click.UsageError("give exactly one of --lambda-nodes, --dstack-fleet, --tensorpool")
