@@ -150,8 +150,11 @@ def bootstrap(cluster: Cluster, cluster_file: Path, hardware: HardwareSource, li
             else:
                 out.errors[name] = r.error
         _handlers(cluster, ssh, hosts, out, new_conf, dry_run)
-        if not dry_run and not _verified_by_probe(cluster, hosts, out):
-            _verify(cluster, ssh, hosts, out, verify_timeout)
+        # Slurm knows each compute by its Slurm name (its own hostname: hardware.slurm_names), not always the
+        # cluster file's: verify asks for those, and reports by the cluster file's names.
+        names = getattr(hardware, "slurm_names", None) or {}
+        if not dry_run and not _verified_by_probe(cluster, hosts, out, names):
+            _verify(cluster, ssh, hosts, out, verify_timeout, names)
     out.seconds = time.monotonic() - t0
     return out
 
@@ -255,11 +258,13 @@ def _verify_targets(cluster: Cluster, hosts: list[Host], out: Outcome) -> tuple[
     return computes, primary
 
 
-def _verified_by_probe(cluster: Cluster, hosts: list[Host], out: Outcome) -> bool:
+def _verified_by_probe(cluster: Cluster, hosts: list[Host], out: Outcome, names: dict[str, str] | None = None) -> bool:
     """Whether the node list the primary's probe read settles the verification: this run changed nothing and
     ran no handler, every host answered, and Slurm listed every compute node checked, none with a problem. Then
-    a polling verify would have ended on its first read, with the same answer; otherwise it runs."""
+    a polling verify would have ended on its first read, with the same answer; otherwise it runs. ``names``:
+    cluster-file name -> Slurm name (:func:`slurmkit.hardware.slurm_names`; a name not in it is its own)."""
     computes, primary = _verify_targets(cluster, hosts, out)
+    slurm = {n: (names or {}).get(n, n) for n in computes}
     if not computes:
         return True
     report = out.reports.get(primary.name)
@@ -267,6 +272,7 @@ def _verified_by_probe(cluster: Cluster, hosts: list[Host], out: Outcome) -> boo
             or report.also is None or report.also[0] != 0):
         return False
     nodes = {n.name: n for n in parsers.parse_scontrol_nodes(report.also[1])}
+    nodes = {n: nodes[s] for n, s in slurm.items() if s in nodes}  # by cluster-file name
     if any(n not in nodes or state.node_problem(nodes[n]) or state.needs_resume(nodes[n]) for n in computes):
         return False
     out.node_states = {n: nodes[n].state_text for n in computes}
@@ -328,20 +334,25 @@ def verify_nodes(runner, computes: list[str], timeout: float, sleep: Callable[[f
     return Verified(nodes, problems, resumed)
 
 
-def _verify(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, timeout: float) -> None:
+def _verify(cluster: Cluster, ssh, hosts: list[Host], out: Outcome, timeout: float,
+            names: dict[str, str] | None = None) -> None:
+    """:func:`verify_nodes` on the primary, asking for each compute by its Slurm name (``names``: cluster-file
+    name -> Slurm name; a name not in it is its own); ``out`` holds the answers by cluster-file name."""
     computes, primary = _verify_targets(cluster, hosts, out)
     if not computes:
         return
-    res = ssh.run_all([primary], lambda conn: verify_nodes(ConnRunner(conn), computes, timeout))
+    slurm = {n: (names or {}).get(n, n) for n in computes}
+    inventory = {s: n for n, s in slurm.items()}
+    res = ssh.run_all([primary], lambda conn: verify_nodes(ConnRunner(conn), list(slurm.values()), timeout))
     if primary.name in res.failed:
         out.errors[primary.name] = res.failed[primary.name].error
         return
     v = res.results[primary.name].value
     if v.controller_error is not None:
         out.errors[primary.name] = v.controller_error
-    out.node_states = {n: v.nodes[n].state_text if n in v.nodes else "missing" for n in computes}
-    out.node_failures = v.problems
-    out.resumed = v.resumed
+    out.node_states = {n: v.nodes[slurm[n]].state_text if slurm[n] in v.nodes else "missing" for n in computes}
+    out.node_failures = {inventory.get(s, s): p for s, p in v.problems.items()}
+    out.resumed = [inventory.get(s, s) for s in v.resumed]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -90,3 +90,19 @@ def test_names_that_must_stay_as_written_are_refused_before_anything_is_pushed(f
         assert lc.on(node, "test -e /etc/slurm/slurm.conf", check=False).returncode == 1, node
     assert not (work / ".slurmkit" / "munge.key").exists()
     assert took < 30, took  # a bound only against a hang (a timeout was the old failure), not a speed claim
+
+
+def test_the_fleet_bootstraps_and_runs_srun_on_the_nodes_own_hostnames(fleet):
+    lc, work, data, ips = fleet
+    p = slurmkit("-c", "cluster.yaml", "bootstrap", "--json", cwd=work, check=False, timeout=600)
+    out = json.loads(p.stdout)
+    assert p.returncode == 0, json.dumps(out, indent=1)[-5000:]
+    # reported by the cluster file's names; Slurm knows them by their own
+    assert out["failed_hosts"] == [] and sorted(out["node_states"]) == ["dsg-node-1", "dsg-node-2"]
+    assert set(out["node_states"].values()) == {"IDLE"}
+    names = sorted(lc.head("srun -N2 hostname").stdout.split())
+    assert names == [f"{lc.name}-node-1", f"{lc.name}-node-2"]
+    # a second run changes nothing, and the probe's node list read under the hostnames settles it
+    p = slurmkit("-c", "cluster.yaml", "bootstrap", "--json", cwd=work, check=False, timeout=600)
+    again = json.loads(p.stdout)
+    assert p.returncode == 0 and again["changed"] == 0 and again["failed_hosts"] == [], json.dumps(again)[:4000]

@@ -495,6 +495,53 @@ def test_the_probes_extra_read_comes_back_apart_from_the_probe(tmp_path):
     assert run("false", "echo never") == ("@@svc munge 1\n@@svc slurmd 0\n", None)
 
 
+def test_verify_asks_for_each_compute_by_its_slurm_name_and_answers_by_the_cluster_files():
+    """A compute the cluster file calls inv-1 (a fleet placeholder) whose own hostname, its NodeName, is sk-one:
+    the probe's read and the polling verify both find it under sk-one and report it as inv-1."""
+    from types import SimpleNamespace
+
+    from slurmkit.bootstrap import Outcome, _verified_by_probe, _verify
+    from slurmkit.provision import HostReport, Step, StepResult
+    from slurmkit.remote import GroupResult, HostResult, Result
+
+    alloc = (FIXTURES / "scontrol-o-show-node-alloc.txt").read_text()
+    hosts = [SimpleNamespace(name="h1", role="head"), SimpleNamespace(name="inv-1", role="compute")]
+    cluster = SimpleNamespace(hosts=lambda: hosts, head_names=["h1"])
+    names = {"h1": "h1", "inv-1": "sk-one"}
+
+    def outcome():
+        out = Outcome(dry_run=False)
+        head = HostReport("h1", "head", [StepResult(Step("c", "s", "service", {"name": "slurmctld"}), "ok")])
+        head.also = (0, alloc)
+        out.reports = {"h1": head, "inv-1": HostReport("inv-1", "compute", [])}
+        return out
+
+    out = outcome()
+    assert _verified_by_probe(cluster, hosts, out, names) and out.node_states == {"inv-1": "MIXED"}
+    assert not _verified_by_probe(cluster, hosts, outcome())  # asked as inv-1: Slurm lists no such node
+
+    asked = []
+
+    class Conn:
+        name = "h1"
+
+        def run(self, command, check=False, input=None, timeout=None):
+            asked.append(command)
+            assert "scontrol -o show node" in command and "inv-1" not in command
+            return Result(command, 0, alloc, "")
+
+    class SSH:
+        def run_all(self, hosts, fn):
+            g = GroupResult()
+            for h in hosts:
+                g.results[h.name] = HostResult(h.name, value=fn(Conn()))
+            return g
+
+    out = outcome()
+    _verify(cluster, SSH(), hosts, out, timeout=0, names=names)
+    assert asked and out.failed_hosts == [] and out.node_states == {"inv-1": "MIXED"} and out.node_failures == {}
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The Slurm release on hosts without cached versions: bootstrap asks only those hosts for the version commands
 # (slurmkit.bootstrap.collect_versions) and renders for what they show. Outputs: tests/fixtures/slurm-version/.
