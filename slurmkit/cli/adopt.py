@@ -19,19 +19,11 @@ from typing import Callable
 import click
 
 from slurmkit.errors import ConfigError, Problem, SlurmkitError
+from slurmkit.slurm import commands
 
-# Where slurm.conf usually is, after what the controller says: Debian/Ubuntu's, then the old Debian one, then
-# a source build's default prefix.
-DEFAULT_PATHS = ("/etc/slurm/slurm.conf", "/etc/slurm-llnl/slurm.conf", "/usr/local/etc/slurm.conf")
-# One round trip: the login environment's SLURM_CONF, else the SLURM_CONF that scontrol reports (it knows the
-# compiled-in default; bounded, as it waits ~10 s for a controller that does not answer), else the first default
-# path that exists.
-FIND_CONF = (
-    'p="$SLURM_CONF"; '
-    '[ -n "$p" ] || p=$(timeout 30 scontrol show config 2>/dev/null | sed -n \'s/^SLURM_CONF *= *//p\' | head -n1); '
-    '[ -n "$p" ] || for f in ' + " ".join(DEFAULT_PATHS) + '; do [ -f "$f" ] && p="$f" && break; done; '
-    'echo "$p"'
-)
+# Where slurm.conf usually is, and the one round trip that finds it: slurmkit.slurm.commands (the Slurm room).
+DEFAULT_PATHS = commands.CONF_PATHS
+FIND_CONF = commands.find_conf_shell()
 
 
 def adopt_options(f: Callable) -> Callable:

@@ -221,6 +221,22 @@ def controller_answers_shell(timeout: int = 2) -> str:
     return f"{conf_env()} timeout {int(timeout)} scontrol ping >/dev/null 2>&1"
 
 
+# Where slurm.conf usually is, after what the controller says: Debian/Ubuntu's, then the old Debian one, then
+# a source build's default prefix.
+CONF_PATHS = ("/etc/slurm/slurm.conf", "/etc/slurm-llnl/slurm.conf", "/usr/local/etc/slurm.conf")
+
+
+def find_conf_shell(paths: Sequence[str] = CONF_PATHS) -> str:
+    """Shell that prints the slurm.conf a host's Slurm reads, in one round trip: the login environment's
+    SLURM_CONF, else the SLURM_CONF that ``scontrol show config`` reports (it knows the compiled-in default;
+    bounded, as it waits ~10 s for a controller that does not answer), else the first of ``paths`` that exists;
+    an empty line when none."""
+    return ('p="$SLURM_CONF"; '
+            '[ -n "$p" ] || p=$(timeout 30 scontrol show config 2>/dev/null | sed -n \'s/^SLURM_CONF *= *//p\' | head -n1); '
+            '[ -n "$p" ] || for f in ' + " ".join(shlex.quote(x) for x in paths) + '; do [ -f "$f" ] && p="$f" && break; done; '
+            'echo "$p"')
+
+
 # The support bundle's copy of Slurm's view, run on the first head: file name -> command. The ping comes first:
 # when no controller answers, the commands after ``sinfo`` are not run (each would only wait out its timeout).
 BUNDLE_COMMANDS: dict[str, tuple[str, ...]] = {

@@ -194,3 +194,25 @@ def test_controller_answers_shell_is_a_short_quiet_ping_with_the_conf_named():
     from slurmkit.provision import CONTROLLER_WAIT
 
     assert commands.controller_answers_shell() in CONTROLLER_WAIT
+
+
+def test_find_conf_shell_prints_the_first_existing_path_when_nothing_names_one(tmp_path):
+    import subprocess
+
+    from slurmkit.slurm import commands
+
+    missing, present = tmp_path / "a" / "slurm.conf", tmp_path / "b" / "slurm.conf"
+    present.parent.mkdir()
+    present.write_text("ClusterName=x\n")
+    bin_dir = tmp_path / "bin"  # a PATH with no scontrol: the middle step answers nothing
+    bin_dir.mkdir()
+    for tool in ("sed", "head", "timeout"):
+        (bin_dir / tool).symlink_to(subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True,
+                                                   text=True, check=True).stdout.strip())
+    script = commands.find_conf_shell((str(missing), str(present)))
+    env = {"PATH": str(bin_dir)}
+    out = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert out.stdout.strip() == str(present)
+    named = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=60,
+                           env={**env, "SLURM_CONF": "/srv/slurm.conf"})
+    assert named.stdout.strip() == "/srv/slurm.conf"
