@@ -115,7 +115,7 @@ def bench(ctx: click.Context, **options) -> None:
 def _gpus_per_node(cluster, path, candidates) -> int:
     """GPUs of the first node to run on: declared in the cluster file, else from the cached facts; 0 on a local
     cluster (its GPUs are simulated: no CUDA behind them)."""
-    from slurmkit.facts_cache import hardware_source
+    from slurmkit.hardware import hardware_source
 
     if cluster.profile == "local":
         return 0
@@ -177,7 +177,9 @@ def run_command(ctx, engine, op, mode, nnodes, nodes_, minbytes, maxbytes, stepf
                          warmup=warmup, check=check, gpus_per_node=gpus_per_node, nccl_tests_dir=nccl_tests_dir,
                          launcher=launcher, mpi=mpi, partition=partition, python=python, nccl_env=nccl_env,
                          chdir=_shared_dir(ctx), time_limit=time_)
-        out = Path(out_dir) if out_dir else path.parent / ".slurmkit" / "bench"
+        from slurmkit.paths import StateDir
+
+        out = Path(out_dir) if out_dir else StateDir.of(path).bench_dir
         backend = backend_for(ctx)
         with err.status(f"bench: {engine} {op}, {mode} mode") as status:
             def progress(message: str) -> None:

@@ -33,7 +33,7 @@ def demo(name, computes, gpus_per_node):
     from slurmkit.bootstrap import bootstrap
     from slurmkit.cli.bootstrap import print_outcome
     from slurmkit.cluster import load_cluster
-    from slurmkit.facts_cache import hardware_source
+    from slurmkit.hardware import hardware_source
     from slurmkit.local import cluster as lc
     from slurmkit.paths import StateDir
     from slurmkit.remote import ClusterSSH

@@ -128,7 +128,7 @@ def test_simulated_gpus_are_scheduled_and_bad_gres_is_caught(gpu_cluster):
 
     from slurmkit.bootstrap import bootstrap
     from slurmkit.cluster import load_cluster
-    from slurmkit.facts_cache import hardware_source
+    from slurmkit.hardware import hardware_source
     from dataclasses import replace
 
     cluster = load_cluster(lc.file)
@@ -201,7 +201,7 @@ def test_a_run_with_nothing_to_change_is_one_command_per_host_and_well_under_the
     import slurmkit.remote as remote
     from slurmkit.bootstrap import bootstrap
     from slurmkit.cluster import load_cluster
-    from slurmkit.facts_cache import hardware_source
+    from slurmkit.hardware import hardware_source
 
     with local_cluster(tmp_path, computes=2, prefix="rr") as lc:
         code, first = lc.bootstrap()

@@ -57,7 +57,7 @@ def in_process(lc: LocalCluster) -> dict:
     from slurmkit.bootstrap import bootstrap
     from slurmkit.cli.bootstrap import outcome_json
     from slurmkit.cluster import load_cluster
-    from slurmkit.facts_cache import hardware_source
+    from slurmkit.hardware import hardware_source
 
     cluster = load_cluster(lc.file)
     return outcome_json(bootstrap(cluster, lc.file, hardware_source(cluster, lc.file)))
@@ -96,7 +96,7 @@ def judge(lc: LocalCluster, hosts: list[str], rendered: dict[str, bytes], key: b
 def render(lc: LocalCluster) -> dict[str, bytes]:
     """What bootstrap must put on every host: slurmkit's own render of the cluster file (pure, no host)."""
     from slurmkit.cluster import load_cluster
-    from slurmkit.facts_cache import hardware_source
+    from slurmkit.hardware import hardware_source
     from slurmkit.render import render_cluster
 
     cluster = load_cluster(lc.file)

@@ -242,7 +242,7 @@ def _cached_cluster(tmp_path, partitions: str) -> None:
     import json as _json
 
     from slurmkit.discovery import CommandOutput, facts_record
-    from slurmkit.facts_cache import write_facts
+    from slurmkit.hardware import write_facts
 
     fx = HARDWARE
     (tmp_path / "cluster.yaml").write_text(
