@@ -452,14 +452,33 @@ def _short(exc: BaseException) -> str:
     return error_summary(exc)
 
 
+POLICY_MARK = "# slurmkit bootstrap: no daemon starts while it installs packages"
+
+
+def without_daemon_starts(command: str, rc_d: str = "/usr/sbin/policy-rc.d") -> str:
+    """Shell that runs ``command`` (a package install) with daemon starts blocked, exiting with its status.
+
+    Debian's maintainer scripts start each daemon they install; bootstrap starts them itself once their
+    configuration is in place (a slurmd started before slurm.conf exists tries configless DNS SRV until
+    systemd's start timeout, ~90 s). A policy-rc.d of ours (exit 101) blocks those starts for the install only
+    (units are still enabled): written only where none is, or where ours was left by a run killed mid-install
+    (its marker line), and removed on exit, hangup or termination; a site's own policy-rc.d is left as it is."""
+    return (f"own=; if [ ! -e {rc_d} ] || grep -qx '{POLICY_MARK}' {rc_d} 2>/dev/null; then "
+            f"printf '#!/bin/sh\\n{POLICY_MARK}\\nexit 101\\n' > {rc_d} && chmod 755 {rc_d} && own=1; fi; "
+            f"done_() {{ [ -z \"$own\" ] || rm -f {rc_d}; }}; trap 'done_; exit 129' HUP INT TERM; "
+            f"( {command} ); rc=$?; done_; exit $rc")
+
+
 def _packages(conn, step, ctx: Context) -> StepResult:
     missing = [n for n in step.args if n not in ctx.probe.installed]
     if not missing:
         return StepResult(step, "ok", "installed")
     if ctx.dry_run:
         return StepResult(step, "changed", f"would install {' '.join(missing)}")
-    run_with_pending(conn, ctx, "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq "
-                     "--no-install-recommends " + " ".join(shlex.quote(n) for n in missing), timeout=1800)
+    install = "apt-get install -y -qq --no-install-recommends " + " ".join(shlex.quote(n) for n in missing)
+    guarded = without_daemon_starts(install)
+    run_with_pending(conn, ctx, f"export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && ( {guarded} )",
+                     timeout=1800)
     return StepResult(step, "changed", f"installed {' '.join(missing)}")
 
 

@@ -644,3 +644,27 @@ def test_collected_versions_are_checked_as_cached_ones_are(tmp_path):
     with pytest.raises(ConfigError) as e:
         hardware_with_versions(cluster, path, {}, versions)
     assert "slurm_version: mixed Slurm versions: h1 runs 22.05.8, n[1-2] run 24.11.5" in str(e.value)
+
+
+def test_package_installs_run_with_daemon_starts_blocked_by_a_policy_rc_d_of_their_own(tmp_path):
+    """Run by a real sh with the policy file in a temp dir: it exists (exit 101) while the install runs, is gone
+    after, the install's status is the script's; a site's own policy-rc.d is kept as it is; ours left behind by
+    a killed run is taken over and removed."""
+    import subprocess
+
+    from slurmkit import provision
+
+    rc_d = tmp_path / "policy-rc.d"
+    seen = tmp_path / "seen"
+    probe = f"{rc_d} x start; echo $? > {seen}; exit 3"  # the "install": what would a maintainer script get?
+    out = subprocess.run(["sh", "-c", provision.without_daemon_starts(probe, str(rc_d))], timeout=60)
+    assert out.returncode == 3 and seen.read_text().strip() == "101" and not rc_d.exists()
+
+    rc_d.write_text("#!/bin/sh\nexit 0\n")  # the site's own
+    rc_d.chmod(0o755)
+    out = subprocess.run(["sh", "-c", provision.without_daemon_starts("true", str(rc_d))], timeout=60)
+    assert out.returncode == 0 and rc_d.read_text() == "#!/bin/sh\nexit 0\n"
+
+    rc_d.write_text(f"#!/bin/sh\n{provision.POLICY_MARK}\nexit 101\n")  # ours, from a run killed mid-install
+    out = subprocess.run(["sh", "-c", provision.without_daemon_starts("true", str(rc_d))], timeout=60)
+    assert out.returncode == 0 and not rc_d.exists()
