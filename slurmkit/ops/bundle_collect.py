@@ -47,28 +47,14 @@ def collect_host(conn, role: str) -> tuple[HostEvidence, dict[str, str]]:
 
 
 def collect_slurm(conn) -> tuple[SlurmEvidence, dict[str, str]]:
+    """Slurm's view from ``conn`` (the first head), through :func:`slurmkit.slurm.commands.bundle_outputs`."""
     from slurmkit.slurm import ConnRunner
-    from slurmkit.slurm.commands import BUNDLE_COMMANDS, BUNDLE_NEED_NO_CONTROLLER
-    from slurmkit.slurm.parsers import parse_scontrol_nodes, parse_scontrol_ping
+    from slurmkit.slurm.commands import bundle_outputs
 
-    runner = ConnRunner(conn, timeout=90)
-    files, results = {}, {}
-    for name, argv in BUNDLE_COMMANDS.items():
-        cmd = shlex.join(argv)
-        if name not in BUNDLE_NEED_NO_CONTROLLER and not any(c.up for c in parse_scontrol_ping(
-                results["scontrol-ping.txt"].stdout)):
-            # No controller answers: each further command would only wait out its own timeout.
-            files[name] = f"$ {cmd}\n(not run: no slurmctld answers `scontrol ping`)\n"
-            continue
-        r = runner(list(argv))
-        results[name] = r
-        files[name] = f"$ {cmd}\n{r.stdout}{r.stderr}" + (f"[exit {r.returncode}]\n" if r.returncode else "")
-    ping = results["scontrol-ping.txt"]
-    ev = SlurmEvidence(ping_text=ping.stdout + ping.stderr, controllers=parse_scontrol_ping(ping.stdout))
-    nodes = results.get("scontrol-show-node-oneliner.txt")
-    if nodes is not None and nodes.returncode == 0:
-        ev.nodes = parse_scontrol_nodes(nodes.stdout)
+    out = bundle_outputs(ConnRunner(conn, timeout=90))
+    ev = SlurmEvidence(ping_text=out.ping_text, controllers=out.controllers)
+    if out.nodes is not None:
+        ev.nodes = out.nodes
     else:
-        ev.error = (nodes.stderr or nodes.stdout).strip() if nodes is not None else "no slurmctld answers"
-    return ev, files
-
+        ev.error = out.error
+    return ev, out.files

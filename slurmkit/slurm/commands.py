@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
@@ -249,3 +250,41 @@ BUNDLE_COMMANDS: dict[str, tuple[str, ...]] = {
     "scontrol-show-partition.txt": ("scontrol", "show", "partition"),
 }
 BUNDLE_NEED_NO_CONTROLLER = ("scontrol-ping.txt", "sinfo.txt")
+
+
+@dataclass
+class BundleOutputs:
+    """Slurm's view for the support bundle: each command's file (its command line, output and exit status), the
+    ping's text and controllers, the nodes (None, with ``error``, when Slurm could not list them)."""
+
+    files: dict[str, str]
+    ping_text: str
+    controllers: list[Controller]
+    nodes: list[NodeInfo] | None
+    error: str | None
+
+
+def bundle_outputs(runner: Runner) -> BundleOutputs:
+    """Run :data:`BUNDLE_COMMANDS` in order; when no controller answers the ping, the commands after those of
+    :data:`BUNDLE_NEED_NO_CONTROLLER` are not run (each would only wait out its timeout) and their files say so."""
+    files: dict[str, str] = {}
+    results: dict[str, subprocess.CompletedProcess] = {}
+    ping_name = next(iter(BUNDLE_COMMANDS))
+    for name, argv in BUNDLE_COMMANDS.items():
+        cmd = shlex.join(argv)
+        if name not in BUNDLE_NEED_NO_CONTROLLER and not any(
+                c.up for c in parsers.parse_scontrol_ping(results[ping_name].stdout)):
+            files[name] = f"$ {cmd}\n(not run: no slurmctld answers `scontrol ping`)\n"
+            continue
+        r = runner(list(argv), None)
+        results[name] = r
+        files[name] = f"$ {cmd}\n{r.stdout}{r.stderr}" + (f"[exit {r.returncode}]\n" if r.returncode else "")
+    ping = results[ping_name]
+    nodes = results.get("scontrol-show-node-oneliner.txt")
+    if nodes is not None and nodes.returncode == 0:
+        node_list, error = parsers.parse_scontrol_nodes(nodes.stdout), None
+    else:
+        node_list = None
+        error = (nodes.stderr or nodes.stdout).strip() if nodes is not None else "no slurmctld answers"
+    return BundleOutputs(files, ping.stdout + ping.stderr, parsers.parse_scontrol_ping(ping.stdout), node_list, error)
+
