@@ -34,6 +34,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from prometheus_client.core import GaugeMetricFamily
 
+from slurmkit.health.policy import drained_by
+
 _GPU_IN_GRES = re.compile(r"(?:^|,)gpu(?::[^:,()]+)?:(\d+)")
 _GPU_IN_TRES = re.compile(r"(?:^|,)gres/gpu=(\d+)")
 
@@ -74,9 +76,9 @@ def node_families(nodes: Iterable, alloc_tres: Mapping[str, str | None] | None =
     for n in nodes:
         state = node_state(n)
         per.add_metric([n.name, state], 1)
-        reason = (n.reason or "").strip()
-        if state in ("drained", "down") and reason.startswith("slurmkit:"):
-            ours.add_metric([n.name, "bench" if reason.startswith("slurmkit:bench") else "health"], 1)
+        kind = drained_by(n.reason)
+        if state in ("drained", "down") and kind:
+            ours.add_metric([n.name, kind.split(":", 1)[1]], 1)
         total = gres_gpus(n.gres)
         alloc = tres_gpus(alloc_tres.get(n.name))
         if alloc is None:

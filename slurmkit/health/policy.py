@@ -11,6 +11,12 @@ Rules:
 - An unreachable node counts as neither a failure nor a clean run: slurmkit does not drain what it could not
   check (Slurm itself marks an unresponsive node DOWN).
 
+Whose drain a reason is (:func:`drained_by`, the one classification ``slurmkit status``, the support bundle and
+the exporter use): ``slurmkit:bench ...`` is bench's (``"slurmkit:bench"``), any other ``slurmkit:<check> ...``
+health's (``"slurmkit:health"``), anything else not slurmkit's (None: an admin's or Slurm's own).
+:func:`drain_detail` is the evidence a person reads (``gpu-count 7/8``, ``bench busbw 12.1 < 40 GB/s``): the
+reason without ``slurmkit:`` and without the ``[user@time]`` stamp ``scontrol show node`` appends.
+
 State per node (:class:`NodeState`): consecutive failing and clean runs and the last result, kept in
 ``<state dir>/health/state.json``; every run is appended to ``history.jsonl`` beside it.
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +35,8 @@ PREFIX = "slurmkit:"
 BENCH_PREFIX = "slurmkit:bench"
 FAIL_AFTER = 1
 RESUME_AFTER = 2
+HEALTH_KIND = "slurmkit:health"
+BENCH_KIND = BENCH_PREFIX
 REASON_MAX = 120  # a reason a person can read in sinfo -R; the rest is in the history
 
 
@@ -51,6 +60,35 @@ class Decision:
 
 def is_ours(reason: str | None) -> bool:
     return bool(reason) and reason.strip().startswith(PREFIX)
+
+
+_STAMP = re.compile(r"\s*\[[^\[\]\s]*@[^\[\]]*\]\s*$")  # scontrol's " [root@2026-11-21T23:10:35]"
+
+
+def drained_by(reason: str | None) -> str | None:
+    """``"slurmkit:bench"``, ``"slurmkit:health"`` or None (not slurmkit's reason): see the module docstring."""
+    if not is_ours(reason):
+        return None
+    return BENCH_KIND if drain_detail(reason).split(" ", 1)[0] == "bench" else HEALTH_KIND
+
+
+def drain_detail(reason: str | None) -> str:
+    """The reason without ``slurmkit:`` and Slurm's ``[user@time]`` stamp: ``gpu-count 7/8``."""
+    text = _STAMP.sub("", (reason or "").strip()).strip()
+    return text[len(PREFIX):].strip() if text.startswith(PREFIX) else text
+
+
+def last_results(history: list[dict]) -> dict[str, dict]:
+    """Each node's last checked health result in the kept ``history`` (:meth:`Store.history`): node -> ``{"time",
+    "ok", "failing", "slurm_state", "slurm_reason", "action"}``. Runs where the node was not checked (unreachable,
+    ``ok`` None) are skipped: the last result is the last one that says something."""
+    out: dict[str, dict] = {}
+    for run in history:
+        for node, row in (run.get("nodes") or {}).items():
+            if isinstance(row, dict) and row.get("ok") is not None:
+                out[node] = {"time": run.get("time"), **{k: row.get(k) for k in
+                             ("ok", "failing", "slurm_state", "slurm_reason", "action")}}
+    return out
 
 
 def drain_reason(failing: list[dict]) -> str:
@@ -90,7 +128,7 @@ def decide(node: str, result: dict | None, state: NodeState, drained: bool, reas
         return Decision(node, True, [], "none"), new
     if not is_ours(reason):
         return Decision(node, True, [], "none", why="admin drain kept"), new
-    if reason.startswith(BENCH_PREFIX):
+    if drained_by(reason) == BENCH_KIND:
         return Decision(node, True, [], "none", why="bench's drain: bench resumes it"), new
     if new.cleans >= resume_after:
         return Decision(node, True, [], "resume"), new

@@ -113,7 +113,15 @@ def support_bundle(ssh, cluster_file: Path, output: Path | None = None, bench_di
         meta_path, bench_meta = bench
         bench_meta.setdefault("id", meta_path.parent.name)
         members[f"bench/{meta_path.parent.name}/meta.json"] = meta_path.read_text()
-    findings = classify(cluster, slurm, evidence, rendered, bench_meta)
+    from slurmkit.health.policy import Store, last_results
+
+    health = None
+    store = Store(state.health_dir)
+    if store.history_file.is_file():
+        history = store.history()
+        health = last_results(history)
+        members["health/history.jsonl"] = "".join(json.dumps(r, sort_keys=True) + "\n" for r in history[-50:])
+    findings = classify(cluster, slurm, evidence, rendered, bench_meta, health)
     when = now.strftime("%Y-%m-%d %H:%M:%S UTC")
     summary = {
         "cluster": cluster.cluster, "time": now.isoformat(timespec="seconds"),

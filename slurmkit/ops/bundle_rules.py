@@ -12,7 +12,12 @@ Severity 2 -- severely limited:
     refused (INVAL), not registered (UNKNOWN), powering up or down, rebooting); or its slurmd
     is not running (seen on the host itself, so a stopped slurmd counts at once, before Slurm's SlurmdTimeout,
     300 s by default, marks it not responding); or the host is unreachable over SSH;
-  * nodes drained: more than one drained node, or any drained node whose reason does not name maintenance;
+  * a node drained by slurmkit (its reason starts ``slurmkit:``, :func:`slurmkit.health.policy.drained_by`):
+    ``slurmkit health`` found a check failing there (``slurmkit:gpu-count 7/8``) or ``bench --drain`` named it
+    the slow node (``slurmkit:bench busbw ...``); the evidence names the check and the reason's detail, and the
+    node's last result in the health history beside the cluster file when there is one;
+  * nodes drained: more than one drained node, or any drained node whose reason does not name maintenance
+    (nodes drained by slurmkit are their own finding, above, but count as drained nodes here);
   * the primary controller down while a backup answers (failed over: high risk), munged not running on a host;
   * a rail down: a compute node of a group with ``rails: N`` shows fewer than N InfiniBand ports ACTIVE;
   * bench failing: the latest saved bench run's verdict did not pass.
@@ -26,8 +31,10 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from slurmkit.cluster import Cluster
+from slurmkit.health.policy import drain_detail, drained_by
 from slurmkit.slurm.state import for_maintenance
 
 
@@ -66,9 +73,23 @@ class SlurmEvidence:
     error: str | None = None
 
 
+def _health_line(name: str, last: dict) -> str:
+    """The node's last health result (:func:`slurmkit.health.policy.last_results`) as one evidence line."""
+    when = last.get("time")
+    try:
+        stamp = datetime.fromtimestamp(float(when), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (TypeError, ValueError, OverflowError):
+        stamp = "time unknown"
+    if last.get("ok"):
+        return f"{name}: last health run {stamp}: every check passed"
+    failing = [f"{c.get('id')} {c.get('message', '')}".strip() for c in last.get("failing") or [] if isinstance(c, dict)]
+    return f"{name}: last health run {stamp}: failing " + ("; ".join(failing) or "(checks not recorded)")
+
+
 def classify(cluster: Cluster, slurm: SlurmEvidence, hosts: dict[str, HostEvidence], rendered: dict[str, str],
-             bench: dict | None = None) -> list[Diagnosis]:
-    """The findings of a support bundle, by the rules in this module's docstring; most severe first."""
+             bench: dict | None = None, health: dict[str, dict] | None = None) -> list[Diagnosis]:
+    """The findings of a support bundle, by the rules in this module's docstring; most severe first. ``health``:
+    node -> its last health result (:func:`slurmkit.health.policy.last_results` of the kept history), or None."""
     out: list[Diagnosis] = []
     primary = cluster.head_names[0]
     ph = hosts.get(primary)
@@ -120,6 +141,18 @@ def classify(cluster: Cluster, slurm: SlurmEvidence, hosts: dict[str, HostEviden
         out.append(Diagnosis(2, f"{len(down)} compute node(s) down",
                            [f"{n}: {'; '.join(w)}" for n, w in down.items()], list(down)))
     only_drained = {n: d for n, d in drained.items() if n not in down}
+    ours = {n: d for n, d in only_drained.items() if drained_by(d.reason)}
+    if ours:
+        ev = []
+        for n, d in ours.items():
+            detail = drain_detail(d.reason)
+            check, _, rest = detail.partition(" ")
+            who = "bench" if drained_by(d.reason) == "slurmkit:bench" else f"health check {check}"
+            ev.append(f"{n}: drained by slurmkit ({who}): {detail} ({d.state_text}, reason: {d.reason})")
+            if health and n in health:
+                ev.append(_health_line(n, health[n]))
+        out.append(Diagnosis(2, f"{len(ours)} node(s) drained by slurmkit", ev, list(ours)))
+    only_drained = {n: d for n, d in only_drained.items() if n not in ours}
     if only_drained:
         ev = [f"{n}: {d.state_text} (reason: {d.reason or 'none'})" for n, d in only_drained.items()]
         if len(drained) == 1 and for_maintenance(next(iter(drained.values()))):

@@ -76,3 +76,16 @@ def test_store_round_trip(tmp_path):
     assert [h["time"] for h in store.history()] == [1.0, 2.0]
     store.state_file.write_text("{not json")
     assert store.load() == {}
+
+
+def test_drained_by_names_whose_drain_a_reason_is():
+    from slurmkit.health.policy import drain_detail, drained_by
+
+    # reasons as `scontrol -o show node` prints them, with the [user@time] stamp Slurm appends
+    assert drained_by("slurmkit:gpu-count 7/8 [root@2026-11-21T23:10:35]") == "slurmkit:health"
+    assert drain_detail("slurmkit:gpu-count 7/8 [root@2026-11-21T23:10:35]") == "gpu-count 7/8"
+    assert drained_by("slurmkit:bench busbw 12.1 < 40 GB/s") == "slurmkit:bench"
+    assert drain_detail("slurmkit:bench busbw 12.1 < 40 GB/s") == "bench busbw 12.1 < 40 GB/s"
+    assert drained_by("slurmkit:benchmark-dir missing") == "slurmkit:health"  # a check named bench*, not bench
+    assert drained_by("maintenance [root@2026-11-21T23:10:35]") is None
+    assert drained_by("fixture: drained by hand") is None and drained_by(None) is None and drained_by("") is None

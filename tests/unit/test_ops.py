@@ -327,3 +327,93 @@ def test_summary_text_lists_evidence():
     assert "Overall: Severity 2" in text and "[Severity 2] 1 compute node(s) down (n2)" in text
     assert "    - n2: slurmd is not running" in text
     assert "no incident" in summary_text("tc", [], "t")
+
+
+# ------------------------------------------------------------------- nodes drained by slurmkit (health, bench)
+# The node records are parsed from the real `scontrol -o show node` line of a drained node captured from Slurm
+# 22.05.8 (tests/fixtures/slurm-22.05/scontrol-o-show-node-drain.txt, State=IDLE+DRAIN); for slurmkit's drains
+# only that line's Reason= value is substituted (the text after "Reason=" replaced), nothing else.
+
+DRAIN_LINE = (Path(__file__).resolve().parents[1] / "fixtures" / "slurm-22.05" /
+              "scontrol-o-show-node-drain.txt").read_text()
+ONE_NODE = """
+cluster: tc
+ssh: {user: root}
+heads: {names: tc-head-1, addresses: 10.1.0.11}
+nodes:
+  - names: sk-one
+    addresses: 127.0.0.1
+    sockets: 1
+    cores_per_socket: 2
+    threads_per_core: 1
+    memory_mb: 4000
+"""
+
+
+def drained_node(reason: str | None = None):
+    """The captured drained node, its Reason= replaced by ``reason`` (None: as captured, an admin's drain)."""
+    from slurmkit.slurm.parsers import parse_scontrol_nodes
+
+    text = DRAIN_LINE
+    if reason is not None:
+        head, sep, _ = text.partition("Reason=")
+        assert sep, "the captured line has a Reason="
+        text = f"{head}Reason={reason} [root@2026-11-21T23:10:35]\n"
+    (node,) = parse_scontrol_nodes(text)
+    assert node.state_text == "IDLE+DRAIN"
+    return node
+
+
+def one_node(node):
+    cluster = parse_cluster(ONE_NODE)
+    hosts = {h.name: HostEvidence(h.name, h.role, daemons={"slurmctld" if h.role == "head" else "slurmd": True,
+                                                               "munged": True}) for h in cluster.hosts()}
+    slurm = SlurmEvidence("Slurmctld(primary) at tc-head-1 is UP\n", [Controller("tc-head-1", "primary", True)], [node])
+    return cluster, slurm, hosts
+
+
+def test_node_drained_by_a_health_check_is_severity_2_naming_the_check_and_evidence(cluster):
+    c, slurm, hosts = one_node(drained_node("slurmkit:gpu-count 7/8 GPUs (/dev/nvidia*)"))
+    f = classify(c, slurm, hosts, {})
+    assert titles(f) == [(1, "no compute node usable"), (2, "1 node(s) drained by slurmkit")]
+    assert f[1].hosts == ["sk-one"]
+    assert f[1].evidence == ["sk-one: drained by slurmkit (health check gpu-count): gpu-count 7/8 GPUs (/dev/nvidia*) "
+                             "(IDLE+DRAIN, reason: slurmkit:gpu-count 7/8 GPUs (/dev/nvidia*) [root@2026-11-21T23:10:35])"]
+    # a second, healthy node keeps the cluster usable: the drain alone is Severity 2, not 3
+    c2 = parse_cluster(ONE_NODE + ONE_NODE.split("nodes:\n", 1)[1].replace("sk-one", "sk-two").replace(".1\n", ".2\n"))
+    hosts["sk-two"] = HostEvidence("sk-two", "compute", daemons={"slurmd": True, "munged": True})
+    slurm.nodes.append(NodeInfo("sk-two", "IDLE"))
+    assert titles(classify(c2, slurm, hosts, {})) == [(2, "1 node(s) drained by slurmkit")]
+
+
+def test_node_drained_by_bench_is_severity_2_with_the_busbw_evidence():
+    c, slurm, hosts = one_node(drained_node("slurmkit:bench busbw 12.1 < 40 GB/s"))
+    f = [d for d in classify(c, slurm, hosts, {}) if d.severity == 2]
+    assert titles(f) == [(2, "1 node(s) drained by slurmkit")]
+    assert f[0].evidence[0].startswith("sk-one: drained by slurmkit (bench): bench busbw 12.1 < 40 GB/s (IDLE+DRAIN")
+
+
+def test_admin_drain_of_the_captured_node_is_not_slurmkits():
+    c, slurm, hosts = one_node(drained_node())  # Reason=fixture: drained by hand, as captured
+    assert [d.title for d in classify(c, slurm, hosts, {})] == ["no compute node usable", "1 node(s) drained"]
+    c, slurm, hosts = one_node(drained_node("maintenance"))
+    assert titles(classify(c, slurm, hosts, {}))[1:] == [(3, "one node drained for maintenance")]
+
+
+def test_drained_by_slurmkit_carries_the_last_health_result_from_the_history(tmp_path):
+    from slurmkit.health.policy import Store, last_results
+
+    store = Store(StateDir.of(tmp_path / "cluster.yaml").health_dir)
+    store.append({"time": 1796000000.0, "nodes": {"sk-one": {"ok": True, "failing": [], "action": "none"}}})
+    store.append({"time": 1796000060.0, "nodes": {"sk-one": {
+        "ok": False, "failing": [{"id": "gpu-count", "ok": False, "message": "7/8"}], "action": "drained",
+        "slurm_reason": "slurmkit:gpu-count 7/8"}}})
+    store.append({"time": 1796000120.0, "nodes": {"sk-one": {"ok": None, "failing": [], "error": "unreachable"}}})
+    health = last_results(store.history())
+    assert health["sk-one"]["time"] == 1796000060.0 and health["sk-one"]["ok"] is False  # the unchecked run skipped
+    c, slurm, hosts = one_node(drained_node("slurmkit:gpu-count 7/8"))
+    (d,) = [d for d in classify(c, slurm, hosts, {}, None, health) if d.severity == 2]
+    assert d.evidence[1] == "sk-one: last health run 2026-11-30 00:54:20 UTC: failing gpu-count 7/8"
+    # a node with no history: only the reason's evidence
+    (d,) = [d for d in classify(c, slurm, hosts, {}, None, {}) if d.severity == 2]
+    assert len(d.evidence) == 1
