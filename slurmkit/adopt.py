@@ -259,32 +259,42 @@ def _node_key(node: sc.Node, gres: list[sc.GresLine] | None, out: Adopted) -> tu
         elif g.name != "gpu":
             out.not_kept.append(f"{w}: NodeName={node.name} Gres={g.name}{':' + g.type if g.type else ''}:{g.count}: only gpu GRES are in the cluster file")
     gpu: tuple | None = None
-    if gpus:
-        if len(gpus) > 1:
-            out.not_kept.append(
-                f"{w}: NodeName={node.name} Gres: several GPU types ({', '.join(f'{g.type}:{g.count}' for g in gpus)}): "
-                f"the cluster file holds one per node group; kept {gpus[0].type}:{gpus[0].count}"
-            )
-        g = gpus[0]
-        lines = [x for x in sc.gres_of(gres or [], node._node.name) if x.name == "gpu" and (x.type == g.type or g.type is None or x.type is None)]
+    autodetect = sc.autodetect_of(gres or [], node._node.name)
+    auto = "nvml" if (autodetect or "").lower() == "nvml" else "off"
+    if gpus and autodetect and auto == "off" and autodetect.lower() != "off":
+        out.not_kept.append(f"{w}: NodeName={node.name} AutoDetect={autodetect}: only nvml or off are in the cluster file")
+    kept: list[tuple] = []
+    several = len(gpus) > 1
+    at = 0  # several types without files: the next default device index
+    for g in gpus:
+        lines = [x for x in sc.gres_of(gres or [], node._node.name) if x.name == "gpu" and (
+            x.type == g.type or (not several and (g.type is None or x.type is None)))]
         files = tuple(f for x in lines for f in x.files)
-        autodetect = sc.autodetect_of(gres or [], node._node.name)
         gtype = g.type or next((x.type for x in lines if x.type), None)
         if gtype is None or not _NAME_OK.match(gtype):
             out.not_kept.append(f"{w}: NodeName={node.name} Gres=gpu:{g.count} has no (usable) type: adopted as type 'gpu'")
             gtype = "gpu"
+        if any(k[0] == gtype for k in kept):
+            out.not_kept.append(f"{w}: NodeName={node.name} Gres=gpu:{gtype}:{g.count}: type {gtype} given twice: the first kept")
+            continue
         if files and len(files) != g.count:
-            out.not_kept.append(f"{w}: NodeName={node.name}: {len(files)} gres.conf File= device(s) for gpu count {g.count}: files left to the default")
+            out.not_kept.append(f"{w}: NodeName={node.name}: {len(files)} gres.conf File= device(s) for gpu"
+                                f"{':' + gtype if several else ''} count {g.count}: files left to the default")
             files = ()
         for x in lines:
             if x.cores:
                 out.not_kept.append(f"{x.where}: {x.cores_key}={x.cores} (GPU affinity): the cluster file cannot declare it")
-        auto = "nvml" if (autodetect or "").lower() == "nvml" else "off"
-        if autodetect and auto == "off" and autodetect.lower() != "off":
-            out.not_kept.append(f"{w}: NodeName={node.name} AutoDetect={autodetect}: only nvml or off are in the cluster file")
-        if not files and auto == "off" and gres is None:
+        if not files and auto == "off" and several:
+            # the cluster file needs each type's files when there are several: the next /dev/nvidiaN in order
+            files = tuple(f"/dev/nvidia{i}" for i in range(at, at + g.count))
+            out.not_kept.append(f"{w}: NodeName={node.name} gpu:{gtype}: no gres.conf File= for it: "
+                                f"render writes File={hostlist.fold(files)}")
+        elif not files and auto == "off" and gres is None:
             out.not_kept.append(f"{w}: NodeName={node.name}: no gres.conf read: render writes File=/dev/nvidia[0-{g.count - 1}]")
-        gpu = (gtype, g.count, hostlist.fold(files) if files else None, auto)
+        at += g.count
+        kept.append((gtype, g.count, hostlist.fold(files) if files else None, auto))
+    if kept:
+        gpu = tuple(kept)
     key = (node.sockets, node.cores_per_socket, node.threads_per_core, node.memory_mb, gpu, feats, node.weight, node.addr is not None)
     return key, None
 
@@ -301,12 +311,15 @@ def _group(key: tuple, members: list[sc.Node]) -> dict[str, Any]:
         else:
             g["names"], g["addresses"] = ",".join(names), ",".join(addrs)
     if gpu:
-        gtype, count, files, auto = gpu
-        g["gpus"] = {"type": gtype, "count": count}
-        if files:
-            g["gpus"]["files"] = files
-        if auto != "off":
-            g["gpus"]["autodetect"] = auto
+        types = []
+        for gtype, count, files, auto in gpu:
+            t: dict[str, Any] = {"type": gtype, "count": count}
+            if files:
+                t["files"] = files
+            if auto != "off":
+                t["autodetect"] = auto
+            types.append(t)
+        g["gpus"] = types[0] if len(types) == 1 else types  # several GPU types: the list form
     g.update({"sockets": sockets, "cores_per_socket": cores, "threads_per_core": threads, "memory_mb": memory})
     if feats:
         g["features"] = list(feats)

@@ -65,9 +65,12 @@ class HostGroup(Model):
 
 
 class NodeGroup(HostGroup):
-    """A group of compute nodes with the same hardware. Hardware keys left out are discovered."""
+    """A group of compute nodes with the same hardware. Hardware keys left out are discovered.
 
-    gpus: GPUs | None = None
+    ``gpus``: one mapping (one GPU type), or a list of mappings for nodes with several GPU types
+    (``Gres=gpu:a:1,gpu:b:1``), each type once; :attr:`gpu_types` reads both forms as a list."""
+
+    gpus: GPUs | list[GPUs] | None = None
     sockets: int | None = Field(default=None, gt=0)
     cores_per_socket: int | None = Field(default=None, gt=0)
     threads_per_core: int | None = Field(default=None, gt=0)
@@ -79,6 +82,18 @@ class NodeGroup(HostGroup):
     @property
     def hardware_declared(self) -> bool:
         return None not in (self.sockets, self.cores_per_socket, self.threads_per_core, self.memory_mb)
+
+    @property
+    def gpu_types(self) -> list[GPUs]:
+        """The declared GPU types in file order: [] without ``gpus``, one for the mapping form."""
+        if self.gpus is None:
+            return []
+        return [self.gpus] if isinstance(self.gpus, GPUs) else list(self.gpus)
+
+    @property
+    def gpu_count(self) -> int:
+        """GPUs per node, all types together."""
+        return sum(g.count for g in self.gpu_types)
 
 
 class Partition(Model):
@@ -388,8 +403,28 @@ def cross_check(c: Cluster) -> list[Problem]:
         hw = [g.sockets, g.cores_per_socket, g.threads_per_core]
         if any(v is not None for v in hw) and any(v is None for v in hw):
             problems.append(Problem(f"nodes[{i}]", "give sockets, cores_per_socket and threads_per_core together (or none, to discover them)"))
-        if g.gpus and g.gpus.files and len(g.gpus.device_files()) != g.gpus.count:
-            problems.append(Problem(f"nodes[{i}].gpus.files", f"{len(g.gpus.device_files())} device files for count {g.gpus.count}"))
+        listed = isinstance(g.gpus, list)
+        if listed and not g.gpus:
+            problems.append(Problem(f"nodes[{i}].gpus", "an empty list: give one {type, count} mapping per GPU type, or leave gpus out"))
+        types: set[str] = set()
+        files: dict[str, str] = {}
+        for j, t in enumerate(g.gpu_types):
+            at = f"nodes[{i}].gpus" + (f"[{j}]" if listed else "")
+            if t.files and len(t.device_files()) != t.count:
+                problems.append(Problem(f"{at}.files", f"{len(t.device_files())} device files for count {t.count}"))
+            if t.type in types:
+                problems.append(Problem(f"{at}.type", f"GPU type {t.type!r} is listed twice (give its count once)"))
+            types.add(t.type)
+            if listed and len(g.gpu_types) > 1:
+                if not t.files and t.autodetect == "off":
+                    problems.append(Problem(f"{at}.files", "with several GPU types each type needs its device files "
+                                                           "(the default /dev/nvidia[0-N] would be shared between types)"))
+                for f in t.device_files() if t.files else []:
+                    if f in files:
+                        problems.append(Problem(f"{at}.files", f"{f} is also a device of type {files[f]!r}"))
+                    files.setdefault(f, t.type)
+            if listed and t.autodetect != g.gpu_types[0].autodetect:
+                problems.append(Problem(f"{at}.autodetect", "give every GPU type of a node group the same autodetect"))
         if g.rails and not g.gpus:
             problems.append(Problem(f"nodes[{i}].rails", "rails are the InfiniBand rails used for GPU traffic: declare gpus too"))
     pnames: set[str] = set()
@@ -504,7 +539,7 @@ def _problems_from_pydantic(exc: ValidationError, lines: dict[str, int]) -> list
         # A union (heads: a hostlist or a mapping) reports each branch; a branch's "wrong type" goes when another
         # branch said more about the same key.
         if etype in _TYPE_MISMATCH and any(
-            (p == path and t not in _TYPE_MISMATCH) or p.startswith(path + ".") for p, t, _ in found
+            (p == path and t not in _TYPE_MISMATCH) or p.startswith((path + ".", path + "[")) for p, t, _ in found
         ):
             continue
         if (path, msg) in seen:
@@ -514,9 +549,9 @@ def _problems_from_pydantic(exc: ValidationError, lines: dict[str, int]) -> list
     return problems
 
 
-_UNION_TAGS = {"str", "int", "constrained-str", "Cluster", "SSH", "GPUs", "HostGroup", "NodeGroup", "Partition",
+_UNION_TAGS = {"str", "int", "constrained-str", "Cluster", "SSH", "GPUs", "list[GPUs]", "HostGroup", "NodeGroup", "Partition",
                "Switch", "Topology"}
-_TYPE_MISMATCH = {"string_type", "model_type", "model_attributes_type", "dict_type"}
+_TYPE_MISMATCH = {"string_type", "model_type", "model_attributes_type", "dict_type", "list_type"}
 
 
 def _with_line(p: Problem, lines: dict[str, int]) -> Problem:

@@ -42,8 +42,21 @@ from slurmkit.topology import TopologyFinding, gres_records, nccl_env, node_topo
 
 
 @dataclass(frozen=True)
+class GpuSet:
+    """The GPUs of one type on a node: its GRES type, device files and per-GPU ``Cores=`` (None: unknown)."""
+
+    type: str | None
+    count: int
+    files: tuple[str, ...]
+    cores: tuple[str | None, ...]
+
+
+@dataclass(frozen=True)
 class Hardware:
-    """What slurm.conf and gres.conf need to know about one node."""
+    """What slurm.conf and gres.conf need to know about one node.
+
+    ``gpu_type``/``gpu_count``/``gpu_files``/``gpu_cores`` are the node's first (or only) GPU type; a node with
+    several types (a ``gpus:`` list) has the others in ``extra_gpus``. :attr:`gpu_sets` lists them all."""
 
     sockets: int
     cores_per_socket: int
@@ -56,10 +69,46 @@ class Hardware:
     autodetect: str = "off"
     features: tuple[str, ...] = ()
     weight: int | None = None
+    extra_gpus: tuple[GpuSet, ...] = ()
 
     @property
     def cpus(self) -> int:
         return self.sockets * self.cores_per_socket * self.threads_per_core
+
+    @property
+    def gpu_sets(self) -> tuple[GpuSet, ...]:
+        """Every GPU type of the node, first the one in ``gpu_type``; () without GPUs."""
+        if not self.gpu_count:
+            return self.extra_gpus
+        return (GpuSet(self.gpu_type, self.gpu_count, self.gpu_files, self.gpu_cores), *self.extra_gpus)
+
+    @property
+    def gpu_total(self) -> int:
+        return sum(g.count for g in self.gpu_sets)
+
+
+def _hardware(group: NodeGroup, sets: list[GpuSet], autodetect: str, **cpu: Any) -> Hardware:
+    first = sets[0] if sets else None
+    return Hardware(
+        **cpu,
+        gpu_type=first.type if first else None,
+        gpu_count=first.count if first else 0,
+        gpu_files=first.files if first else (),
+        gpu_cores=first.cores if first else (),
+        autodetect=autodetect,
+        features=tuple(group.features),
+        weight=group.weight,
+        extra_gpus=tuple(sets[1:]),
+    )
+
+
+def _declared_sets(group: NodeGroup) -> list[GpuSet]:
+    return [GpuSet(t.type, t.count, tuple(t.device_files()), (None,) * t.count) for t in group.gpu_types]
+
+
+def declared_gpus_text(group: NodeGroup) -> str:
+    """``gtx970:1, gtx1060:1``: the declared types and counts, for messages."""
+    return ", ".join(f"{t.type}:{t.count}" for t in group.gpu_types)
 
 
 HardwareSource = Callable[[str, NodeGroup], "Hardware | None"]
@@ -69,20 +118,10 @@ def declared_hardware(name: str, group: NodeGroup) -> Hardware | None:
     """Hardware from the cluster file alone; None when the group leaves it to discovery."""
     if not group.hardware_declared:
         return None
-    g = group.gpus
-    return Hardware(
-        sockets=group.sockets,
-        cores_per_socket=group.cores_per_socket,
-        threads_per_core=group.threads_per_core,
-        memory_mb=group.memory_mb,
-        gpu_type=g.type if g else None,
-        gpu_count=g.count if g else 0,
-        gpu_files=tuple(g.device_files()) if g else (),
-        gpu_cores=(None,) * (g.count if g else 0),
-        autodetect=g.autodetect if g else "off",
-        features=tuple(group.features),
-        weight=group.weight,
-    )
+    types = group.gpu_types
+    return _hardware(group, _declared_sets(group), types[0].autodetect if types else "off",
+                     sockets=group.sockets, cores_per_socket=group.cores_per_socket,
+                     threads_per_core=group.threads_per_core, memory_mb=group.memory_mb)
 
 
 # ---------------------------------------------------------------- the facts cache beside the cluster file
@@ -216,6 +255,8 @@ def hardware_from_facts(record: Mapping[str, Any], group: NodeGroup, slurm_versi
     wins), else from the GPU name. Device files the group declares (``gpus.files``, one per GPU found) win over
     ``/dev/nvidiaN``: the local cluster's simulated GPUs are ``/dev/slurmkit/<name>/nvidiaN``. Where the facts
     show no GPU, the group's declared ``gpus`` are used as given (simulated GPUs of the local cluster).
+    A declared list of several types: the facts' GPUs, in index order, go to the types in list order (declared
+    files kept, ``Cores=`` from the facts); a different total is a SlurmkitError naming both counts.
     Features and weight come from the group.
 
     Replayed GPU facts on a local node (``tests/live/replay.py``) name CPUs the VM does not have: their
@@ -226,10 +267,29 @@ def hardware_from_facts(record: Mapping[str, Any], group: NodeGroup, slurm_versi
     found = found_hardware(facts)
     if None in (found.sockets, found.cores_per_socket, found.threads_per_core, found.memory_mb):
         return None
-    declared = group.gpus
-    gpu_type, gpu_count, gpu_files, gpu_cores = None, 0, (), ()
-    autodetect = declared.autodetect if declared else "off"
+    types = group.gpu_types
+    declared = types[0] if len(types) == 1 else None
+    autodetect = types[0].autodetect if types else "off"
+    cpu = dict(sockets=found.sockets, cores_per_socket=found.cores_per_socket,
+               threads_per_core=found.threads_per_core, memory_mb=memory_to_declare(found.memory_mb))
     topo = node_topology(facts) if found.gpu_count else None
+    if topo is not None and topo.gpus and len(types) > 1:
+        # Several declared types: the facts' GPUs in index order are given to the types in the list's order
+        # (the first ``count`` to the first type, ...); the declared files are kept, Cores= from the facts.
+        records = gres_records(topo, types[0].type, slurm_version)
+        if len(records) != group.gpu_count:
+            raise SlurmkitError(f"{facts.hostname}: has {len(records)} GPU(s), its node group declares "
+                                f"{group.gpu_count} ({declared_gpus_text(group)}); fix gpus: in the cluster file")
+        sets, at = [], 0
+        for t in types:
+            mine = records[at : at + t.count]
+            at += t.count
+            files = tuple(t.device_files()) if t.files else tuple(r["File"] for r in mine)
+            sets.append(GpuSet(t.type, t.count, files, tuple(r.get("Cores") for r in mine)))
+        return _hardware(group, sets, autodetect, **cpu)
+    if len(types) > 1:
+        return _hardware(group, _declared_sets(group), autodetect, **cpu)
+    gpu_type, gpu_count, gpu_files, gpu_cores = None, 0, (), ()
     if topo is not None and topo.gpus:
         names = sorted(set(found.gpu_names))
         gpu_type = declared.type if declared else gpu_type_from_name(names[0] if names else None)
@@ -248,19 +308,8 @@ def hardware_from_facts(record: Mapping[str, Any], group: NodeGroup, slurm_versi
     elif declared:
         gpu_type, gpu_count = declared.type, declared.count
         gpu_files, gpu_cores = tuple(declared.device_files()), (None,) * declared.count
-    return Hardware(
-        sockets=found.sockets,
-        cores_per_socket=found.cores_per_socket,
-        threads_per_core=found.threads_per_core,
-        memory_mb=memory_to_declare(found.memory_mb),
-        gpu_type=gpu_type,
-        gpu_count=gpu_count,
-        gpu_files=gpu_files,
-        gpu_cores=gpu_cores,
-        autodetect=autodetect,
-        features=tuple(group.features),
-        weight=group.weight,
-    )
+    sets = [GpuSet(gpu_type, gpu_count, gpu_files, gpu_cores)] if gpu_count else []
+    return _hardware(group, sets, autodetect, **cpu)
 
 
 # ---------------------------------------------------------------- declared vs found
@@ -272,7 +321,9 @@ def check_declared(cluster: Cluster, facts: Mapping[str, Mapping[str, Any]]) -> 
 
     Sockets, cores and threads must be equal (slurmd registers with what it finds); declared memory may be less
     than found, not more (the node would be INVAL); a declared GPU count must equal nvidia-smi's. A GPU type is
-    a name the cluster file chooses and is not checked. The local profile simulates GPUs without nvidia-smi, so
+    a name the cluster file chooses and is not checked; with several declared types (a ``gpus:`` list) the total
+must equal nvidia-smi's count (``nodes[0].gpus: n1 has 1, declared 2 (gtx970:1, gtx1060:1)``): which GPU is of
+which type is the list's order, not checked against the GPU names. The local profile simulates GPUs without nvidia-smi, so
     there a node with no GPU facts is not held against its declared GPUs.
     """
     problems: list[Problem] = []
@@ -292,11 +343,13 @@ def check_declared(cluster: Cluster, facts: Mapping[str, Mapping[str, Any]]) -> 
                     f"{name} has {found.memory_mb}, declared {group.memory_mb} "
                     f"(more than its {found.memory_source}; declare at most {memory_to_declare(found.memory_mb)})",
                 ))
-            if group.gpus is not None:
+            if group.gpu_types:
                 simulated = cluster.profile == "local" and found.gpu_count == 0
-                if not simulated and found.gpu_count != group.gpus.count:
-                    problems.append(Problem(f"nodes[{gi}].gpus.count",
-                                            f"{name} has {found.gpu_count}, declared {group.gpus.count}"))
+                listed = isinstance(group.gpus, list)
+                if not simulated and found.gpu_count != group.gpu_count:
+                    problems.append(Problem(f"nodes[{gi}].gpus" if listed else f"nodes[{gi}].gpus.count",
+                                            f"{name} has {found.gpu_count}, declared {group.gpu_count}"
+                                            + (f" ({declared_gpus_text(group)})" if listed else "")))
             elif found.gpu_count and group.hardware_declared:
                 problems.append(Problem(f"nodes[{gi}].gpus", f"{name} has {found.gpu_count} GPU(s), declared none"))
     return problems

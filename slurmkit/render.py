@@ -143,20 +143,20 @@ def build_context(cluster: Cluster, hardware: HardwareSource, release: str | Non
                     "CoresPerSocket": hw.cores_per_socket,
                     "ThreadsPerCore": hw.threads_per_core,
                     "RealMemory": hw.memory_mb,
-                    "Gres": f"gpu:{hw.gpu_type}:{hw.gpu_count}" if hw.gpu_count else None,
+                    "Gres": ",".join(f"gpu:{g.type}:{g.count}" for g in hw.gpu_sets) or None,
                     "Feature": ",".join(hw.features) or None,
                     "Weight": hw.weight,
                     "State": "UNKNOWN",
                 }
             )
-        if hw.gpu_count:
-            names_expr = hostlist.fold(n for n, _ in members)
+        names_expr = hostlist.fold(n for n, _ in members)
+        for gs in hw.gpu_sets:
             if hw.autodetect == "nvml":
-                gres_records.append({"NodeName": names_expr, "AutoDetect": "nvml", "Name": "gpu", "Type": hw.gpu_type, "Count": hw.gpu_count})
+                gres_records.append({"NodeName": names_expr, "AutoDetect": "nvml", "Name": "gpu", "Type": gs.type, "Count": gs.count})
             else:
-                for i, dev in enumerate(hw.gpu_files):
-                    cores = hw.gpu_cores[i] if i < len(hw.gpu_cores) else None
-                    gres_records.append({"NodeName": names_expr, "Name": "gpu", "Type": hw.gpu_type, "File": dev, "Cores": cores})
+                for i, dev in enumerate(gs.files):
+                    cores = gs.cores[i] if i < len(gs.cores) else None
+                    gres_records.append({"NodeName": names_expr, "Name": "gpu", "Type": gs.type, "File": dev, "Cores": cores})
 
     all_nodes = hostlist.fold(names_map.get(n, n) for n in cluster.compute_names)
     partitions = []

@@ -121,7 +121,7 @@ def _gpus_per_node(cluster, path, candidates) -> int:
         return 0
     name = candidates[0] if candidates else cluster.compute_names[0]
     hw = hardware_source(cluster, path)(name, cluster.group_of(name))
-    return hw.gpu_count if hw is not None else 0
+    return hw.gpu_total if hw is not None else 0  # every GPU type of the node
 
 
 def run_command(ctx, engine, op, mode, nnodes, nodes_, minbytes, maxbytes, stepfactor, iters, warmup, check,

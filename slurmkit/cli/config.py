@@ -146,7 +146,7 @@ def validate(ctx, as_json):
             ctx.exit(2)
         raise
     groups = len(cluster.nodes)
-    gpus = sum(len(cluster.compute_names_of(g)) * (g.gpus.count if g.gpus else 0) for g in cluster.nodes)
+    gpus = sum(len(cluster.compute_names_of(g)) * g.gpu_count for g in cluster.nodes)
     summary = {
         "valid": True,
         "file": str(path),

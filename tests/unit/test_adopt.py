@@ -55,7 +55,8 @@ EXPECTED_DIFFS = {
     "debian-simple": [],
     "llnl-dev-default-lines": ["nodes: dev0 missing", "nodes: dev1 missing", "partitions: debug nodes"],
     "nvidia-circe-superpod": [f"switches: s{i} missing" for i in range(5)],
-    "ocotillo-multi-gpu": ["nodes: visualizacion1 files", "nodes: visualizacion1 gres"],
+    # several GPU types are kept (a gpus: list): visualizacion1 reads back with both, nothing differs
+    "ocotillo-multi-gpu": [],
 }
 
 
@@ -104,7 +105,15 @@ def test_ocotillo_several_gpu_types_sockets_per_board_and_gres_files():
     groups = {g["names"]: g for g in a.data["nodes"]}
     assert groups["ibtesla"]["gpus"] == {"type": "v100", "count": 4, "files": "/dev/nvidia[0-3]"}
     assert groups["ibnodo[1-2]"]["sockets"] == 8 and groups["ibnodo[1-2]"]["features"] == ["gpu", "interlagos"]
-    assert any("several GPU types (gtx970:1, gtx1060:1)" in n for n in a.not_kept)
+    # several GPU types: kept as a gpus: list with each type's gres.conf File= (once a "not kept" line)
+    assert groups["visualizacion1"]["gpus"] == [{"type": "gtx970", "count": 1, "files": "/dev/nvidia0"},
+                                                {"type": "gtx1060", "count": 1, "files": "/dev/nvidia1"}]
+    assert not any("several GPU types" in n or "visualizacion1 Gres" in n for n in a.not_kept)
+    r = render_cluster(parse_cluster(a.text(["ocotillo-multi-gpu"])))
+    assert "NodeName=visualizacion1 " in r.files["slurm.conf"] and "Gres=gpu:gtx970:1,gpu:gtx1060:1 " in r.files["slurm.conf"]
+    assert [ln for ln in r.files["gres.conf"].splitlines() if "visualizacion1" in ln] == [
+        "NodeName=visualizacion1 Name=gpu Type=gtx970 File=/dev/nvidia0",
+        "NodeName=visualizacion1 Name=gpu Type=gtx1060 File=/dev/nvidia1"]
 
 
 def test_a_controller_only_cluster_is_an_error_saying_why():
@@ -243,12 +252,15 @@ def test_cli_from_slurm_conf_reads_gres_conf_beside_it_and_prints_what_was_not_k
     r = _invoke(["--from-slurm-conf", str(CONF / "ocotillo-multi-gpu" / "slurm.conf"), "-o", str(out), "--identity-file", "~/.ssh/id",
                  "--known-hosts", "~/.ssh/known_hosts.ocotillo"])
     assert r.exit_code == 0, r.output
-    assert "not kept: " in r.output and "several GPU types" in r.output and f"wrote {out}: cluster ocotillo" in r.output
+    # several GPU types are kept now (no "not kept" line); ocotillo's other not-kept lines still print
+    assert "not kept: " in r.output and "several GPU types" not in r.output and f"wrote {out}: cluster ocotillo" in r.output
     text = out.read_text()
     assert text.startswith("# Adopted by `slurmkit init` from ") and str(CONF / "ocotillo-multi-gpu" / "gres.conf") in text.splitlines()[0]
     c = parse_cluster(text)
     assert c.ssh.user == "ubuntu" and c.ssh.identity_file == "~/.ssh/id" and c.ssh.known_hosts == "~/.ssh/known_hosts.ocotillo"
-    assert {g.names: g.gpus.files for g in c.nodes if g.gpus}["ibtesla"] == "/dev/nvidia[0-3]"
+    assert {g.names: g.gpus.files for g in c.nodes if g.gpus and len(g.gpu_types) == 1}["ibtesla"] == "/dev/nvidia[0-3]"
+    assert [(t.type, t.files) for g in c.nodes if g.names == "visualizacion1" for t in g.gpu_types] == [
+        ("gtx970", "/dev/nvidia0"), ("gtx1060", "/dev/nvidia1")]
     again = _invoke(["--from-slurm-conf", str(CONF / "ocotillo-multi-gpu" / "slurm.conf"), "-o", str(out)])
     assert again.exit_code != 0 and "already exists" in str(again.exception)
 
@@ -342,10 +354,10 @@ def test_slurmd_reads_the_gres_of_every_gpu_node_the_same_after_adoption(tmp_pat
         a, b = _slurmd_gres(orig, n), _slurmd_gres(rend, n)
         if a != b:
             differ[n] = (a, b)
-    # the one difference is the one not-kept line: visualizacion1's second GPU type
-    assert list(differ) == ["visualizacion1"]
-    a, b = differ["visualizacion1"]
-    assert [x for x in a if x[1] != "gtx1060"] == b and ("gpu", "gtx1060", f"{dev}/nvidia1", "(null)") in a
+    # several GPU types are kept: every GPU node, visualizacion1 with gtx970 and gtx1060 included, reads the same
+    assert differ == {}
+    assert _slurmd_gres(rend, "visualizacion1") == [("gpu", "gtx1060", f"{dev}/nvidia1", "(null)"),
+                                                    ("gpu", "gtx970", f"{dev}/nvidia0", "(null)")]
     assert _slurmd_gres(rend, "ibtesla") == [("gpu", "v100", f"{dev}/nvidia{i}", "(null)") for i in range(4)]
 
 
@@ -388,3 +400,14 @@ def test_the_head_read_over_ssh_is_reached_as_it_was():
         cli_adopt._reach_head_as_reached(same, "ctl-a", "ctl-a")
         cli_adopt._reach_head_as_reached(same, "other", "10.0.0.9")
         assert same == {"heads": "ctl-a"}
+
+
+def test_validate_counts_every_gpu_type_of_the_adopted_ocotillo(tmp_path: Path):
+    """validate's summary adds the GPU types of a node (a gpus: list): ibnodo[1-2] 2x4 m2070q, visualizacion1
+    gtx970 + gtx1060, visualizacion2 1 rtx2080, ibtesla 4 v100: 8 + 2 + 1 + 4 = 15."""
+    from slurmkit.cli import cli as root
+
+    out = tmp_path / "cluster.yaml"
+    assert _invoke(["--from-slurm-conf", str(CONF / "ocotillo-multi-gpu" / "slurm.conf"), "-o", str(out)]).exit_code == 0
+    v = CliRunner().invoke(root, ["-c", str(out), "validate"])
+    assert v.exit_code == 0 and " 15 GPU(s)," in v.output, v.output

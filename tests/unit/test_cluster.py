@@ -175,3 +175,52 @@ def test_slurm_version_is_an_optional_pin():
     for v in ("21.08", "22.05", "23.11", "24.11", "25.05", "25.11", "26.05"):
         pinned = parse_cluster(GOOD.replace("cluster: demo", f"cluster: demo\nslurm_version: '{v}'"))
         assert pinned.slurm_pin == pinned.slurm_version == v
+
+
+# ---------------------------------------------------------------- several GPU types per node group (issue 17)
+
+TWO_TYPES = GOOD.replace(
+    "    gpus: {type: h100, count: 8}",
+    "    gpus:\n      - {type: gtx970, count: 1, files: /dev/nvidia0}\n      - {type: gtx1060, count: 1, files: /dev/nvidia1}",
+)
+
+
+def test_gpus_as_a_list_of_types_parses_and_the_mapping_form_reads_as_one_type():
+    c = parse_cluster(TWO_TYPES)
+    assert [(t.type, t.count, t.device_files()) for t in c.nodes[0].gpu_types] == [
+        ("gtx970", 1, ["/dev/nvidia0"]), ("gtx1060", 1, ["/dev/nvidia1"])]
+    assert c.nodes[0].gpu_count == 2 and c.nodes[1].gpu_types == [] and c.nodes[1].gpu_count == 0
+    one = parse_cluster(GOOD).nodes[0]
+    assert [(t.type, t.count) for t in one.gpu_types] == [("h100", 8)] and one.gpu_count == 8
+
+
+def test_gpus_list_entries_are_checked_like_the_mapping():
+    msgs = problems(TWO_TYPES.replace("{type: gtx1060, count: 1, files: /dev/nvidia1}",
+                                      "{type: gtx1060, count: 2, files: /dev/nvidia1, colour: red}"))
+    assert any(m.startswith("nodes[0].gpus[1].colour: unknown key 'colour'; valid keys: type, count, files, autodetect")
+               for m in msgs), msgs
+    msgs = problems(TWO_TYPES.replace("{type: gtx1060, count: 1, files: /dev/nvidia1}", "{type: gtx1060, count: 0, files: /dev/nvidia1}"))
+    assert any(m.startswith("nodes[0].gpus[1].count: must be > 0") for m in msgs), msgs
+
+
+def test_gpus_list_count_vs_files_duplicate_types_shared_devices_and_missing_files():
+    msgs = problems(TWO_TYPES.replace("{type: gtx1060, count: 1, files: /dev/nvidia1}", "{type: gtx1060, count: 2, files: /dev/nvidia1}"))
+    assert msgs == ["nodes[0].gpus[1].files: 1 device files for count 2 (line 8)"]
+    msgs = problems(TWO_TYPES.replace("type: gtx1060", "type: gtx970"))
+    assert msgs == ["nodes[0].gpus[1].type: GPU type 'gtx970' is listed twice (give its count once) (line 8)"]
+    msgs = problems(TWO_TYPES.replace("files: /dev/nvidia1", "files: /dev/nvidia0"))
+    assert msgs == ["nodes[0].gpus[1].files: /dev/nvidia0 is also a device of type 'gtx970' (line 8)"]
+    msgs = problems(TWO_TYPES.replace(", files: /dev/nvidia1", ""))
+    assert msgs == ["nodes[0].gpus[1].files: with several GPU types each type needs its device files "
+                    "(the default /dev/nvidia[0-N] would be shared between types) (line 8)"]
+    msgs = problems(GOOD.replace("    gpus: {type: h100, count: 8}", "    gpus: []"))
+    assert msgs[0] == "nodes[0].gpus: an empty list: give one {type, count} mapping per GPU type, or leave gpus out (line 6)"
+    msgs = problems(GOOD.replace("    gpus: {type: h100, count: 8}", "    gpus: [{type: h100, count: 8}, 3]"))
+    assert msgs == ["nodes[0].gpus[1]: Input should be a valid dictionary or instance of GPUs (line 6)"]
+
+
+def test_gpus_list_of_one_type_needs_no_files_and_the_mapping_form_is_unchanged():
+    c = parse_cluster(GOOD.replace("    gpus: {type: h100, count: 8}", "    gpus: [{type: h100, count: 8}]"))
+    assert c.nodes[0].gpu_types[0].device_files() == [f"/dev/nvidia{i}" for i in range(8)]
+    msgs = problems(GOOD.replace("{type: h100, count: 8}", "{type: h100, count: 2, files: '/dev/nvidia[0-3]'}"))
+    assert msgs == ["nodes[0].gpus.files: 4 device files for count 2 (line 6)"]  # the mapping form's path as before

@@ -470,3 +470,42 @@ def test_hardware_imports_no_ssh_library():
         assert not {i.split(".")[0] for i in _imports(m)} & set(SSH_LIBRARIES), m
     assert "slurmkit.remote" not in _reachable("slurmkit.hardware")
     assert "slurmkit.remote" in _reachable("slurmkit.discovery")  # the check would see one: discovery uses SSH
+
+
+# ---------------------------------------------------------------- several declared GPU types (a gpus: list)
+
+VIOLET_TWO_TYPES = ("violet-h100-023\n    gpus:\n      - {type: h100a, count: 4, files: '/dev/nvidia[0-3]'}\n"
+                    "      - {type: h100b, count: 4, files: '/dev/nvidia[4-7]'}")
+
+
+def test_a_declared_list_takes_the_facts_gpus_in_index_order_with_their_cores():
+    # violet's 8 real H100s declared as two types of 4 (a split the cluster file chooses): GPUs 0-3 the first
+    # type, 4-7 the second, each with its NUMA-local cores from topo -m (as in test_violet_hardware_from_facts)
+    c = cluster(VIOLET_TWO_TYPES)
+    hw = hardware_from_facts(violet(), c.nodes[0], "22.05")
+    assert [(g.type, g.count, g.files, g.cores) for g in hw.gpu_sets] == [
+        ("h100a", 4, tuple(f"/dev/nvidia{i}" for i in range(4)), ("0-55",) * 4),
+        ("h100b", 4, tuple(f"/dev/nvidia{i}" for i in range(4, 8)), ("56-111",) * 4),
+    ]
+    assert hw.gpu_total == 8 and hw.gpu_type == "h100a" and hw.gpu_count == 4  # the first type in the old fields
+    files = render_cluster(c, lambda name, group: hardware_from_facts(violet(), group, c.slurm_version)).files
+    assert "Gres=gpu:h100a:4,gpu:h100b:4" in files["slurm.conf"]
+    gres = [ln for ln in files["gres.conf"].splitlines() if ln.startswith("NodeName=")]
+    assert gres[0] == "NodeName=violet-h100-023 Name=gpu Type=h100a File=/dev/nvidia0 Cores=0-55"
+    assert gres[7] == "NodeName=violet-h100-023 Name=gpu Type=h100b File=/dev/nvidia7 Cores=56-111"
+
+
+def test_a_declared_list_whose_total_the_facts_contradict_is_refused_with_both_counts():
+    c = cluster("violet-h100-023\n    gpus:\n      - {type: gtx970, count: 1, files: /dev/nvidia0}\n"
+                "      - {type: gtx1060, count: 1, files: /dev/nvidia1}")
+    assert [str(p) for p in check_declared(c, {"violet-h100-023": violet()})] == [
+        "nodes[0].gpus: violet-h100-023 has 8, declared 2 (gtx970:1, gtx1060:1)"]
+    with pytest.raises(SlurmkitError, match=r"violet-h100-023: has 8 GPU\(s\), its node group declares 2 \(gtx970:1, gtx1060:1\)"):
+        hardware_from_facts(violet(), c.nodes[0], "22.05")
+    assert check_declared(cluster(VIOLET_TWO_TYPES), {"violet-h100-023": violet()}) == []
+
+
+def test_a_declared_list_without_gpu_facts_is_used_as_given():
+    c = cluster("p5\n    gpus:\n      - {type: a, count: 1, files: /dev/nvidia0}\n      - {type: b, count: 1, files: /dev/nvidia1}")
+    hw = hardware_from_facts(record("p5", slurmd=fixture("slurmd-C-02-p5.48xlarge-8xh100-2s-epyc.txt")), c.nodes[0], "22.05")
+    assert [(g.type, g.files, g.cores) for g in hw.gpu_sets] == [("a", ("/dev/nvidia0",), (None,)), ("b", ("/dev/nvidia1",), (None,))]

@@ -204,3 +204,29 @@ def test_checkout_is_recognised_by_its_pyproject_not_by_depth(tmp_path):
     assert checkout_root(site / "slurmkit") == site
     with pytest.raises(ValueError, match="one of templates, playbooks"):
         data_dir("benchmarks")
+
+
+def test_several_gpu_types_render_one_gres_word_each_and_a_gres_line_per_device():
+    c = parse_cluster("""
+cluster: t
+ssh: {user: root}
+heads: head-1
+nodes:
+  - names: vis-[1-2]
+    gpus:
+      - {type: gtx970, count: 1, files: /dev/nvidia0}
+      - {type: gtx1060, count: 2, files: '/dev/nvidia[1-2]'}
+    sockets: 2
+    cores_per_socket: 4
+    threads_per_core: 1
+    memory_mb: 72319
+""")
+    files = render_cluster(c).files
+    assert "NodeName=vis-[1-2] CPUs=8 Sockets=2 CoresPerSocket=4 ThreadsPerCore=1 RealMemory=72319 " \
+           "Gres=gpu:gtx970:1,gpu:gtx1060:2 State=UNKNOWN" in lines(files["slurm.conf"])
+    assert "GresTypes=gpu" in lines(files["slurm.conf"])
+    assert [ln for ln in lines(files["gres.conf"]) if ln.startswith("NodeName=")] == [
+        "NodeName=vis-[1-2] Name=gpu Type=gtx970 File=/dev/nvidia0",
+        "NodeName=vis-[1-2] Name=gpu Type=gtx1060 File=/dev/nvidia1",
+        "NodeName=vis-[1-2] Name=gpu Type=gtx1060 File=/dev/nvidia2",
+    ]
