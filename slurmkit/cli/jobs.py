@@ -239,7 +239,9 @@ def status(ctx, as_json):
       DEGRADED     primary slurmctld down (a backup answers); a node DOWN/FAIL/INVAL/not responding; a node DRAIN
       CONFIGURING  a node UNKNOWN, FUTURE, powering up or rebooting
       RUNNING      every node IDLE/ALLOCATED/MIXED/COMPLETING, every controller up
-    Exit code 0 when RUNNING, 1 otherwise.
+    A node slurmkit drained (its reason starts ``slurmkit:``: a failed health check or bench's slow node) is shown
+    as "drained by slurmkit: <check> <evidence>"; --json gives every node "drained_by": "slurmkit:health",
+    "slurmkit:bench" or null. Exit code 0 when RUNNING, 1 otherwise.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -262,12 +264,16 @@ def status(ctx, as_json):
             raise
         nodes, partitions, running = [], [], []
         click.echo(f"warning: {exc}", err=True)
+    from slurmkit.health.policy import drain_detail, drained_by
     from slurmkit.slurm import cluster_state
 
     state, reasons = cluster_state(nodes, controllers)
+    # Whose drain: "slurmkit:health", "slurmkit:bench" or None (not drained, or an admin's / Slurm's own drain).
+    by = {n.name: drained_by(n.reason) if n.is_drained else None for n in nodes}
     if as_json:
         _json_out({"state": state, "reasons": reasons, "controllers": [asdict(c) for c in controllers],
-                   "nodes": [asdict(n) for n in nodes], "partitions": [asdict(p) for p in partitions],
+                   "nodes": [{**asdict(n), "drained_by": by[n.name]} for n in nodes],
+                   "partitions": [asdict(p) for p in partitions],
                    "jobs": [asdict(j) for j in running]})
     else:
         click.echo(f"cluster: {state}" + "".join(f"\n  - {r}" for r in reasons))
@@ -276,8 +282,9 @@ def status(ctx, as_json):
             click.echo(f"  {c.host:<20} {c.role:<8} {'UP' if c.up else 'DOWN'}")
         click.echo("nodes:")
         for n in nodes:
-            click.echo(f"  {n.name:<20} {n.state_text:<22} cpus={n.cpus} mem={n.memory_mb}MB gres={n.gres or '-'}"
-                       + (f"  reason: {n.reason}" if n.reason else ""))
+            why = (f"  drained by slurmkit: {drain_detail(n.reason)}" if by[n.name]
+                   else f"  reason: {n.reason}" if n.reason else "")
+            click.echo(f"  {n.name:<20} {n.state_text:<22} cpus={n.cpus} mem={n.memory_mb}MB gres={n.gres or '-'}{why}")
         click.echo("partitions:")
         for p in partitions:
             click.echo(f"  {p.name + ('*' if p.default else ''):<20} {p.state:<6} nodes={p.nodes}")

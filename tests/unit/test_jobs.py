@@ -363,3 +363,34 @@ def test_status_without_controller_warns_and_reports_failed(monkeypatch):
     assert r.stdout.splitlines()[:3] == ["cluster: FAILED", "  - no slurmctld answers", "  - no compute nodes"]
     assert r.stderr.startswith("warning: `scontrol -o show partition` failed with exit code 127")
     assert "nodes:\npartitions:\nrunning jobs: 0" in r.stdout
+
+
+# `slurmkit status` marks slurmkit's drains. The node text is the real drained line captured from Slurm 22.05.8
+# (scontrol-o-show-node-drain.txt, State=IDLE+DRAIN); for slurmkit's drains only its Reason= value is substituted.
+@pytest.mark.parametrize("reason, by, shown", [
+    ("slurmkit:gpu-count 7/8 GPUs", "slurmkit:health", "drained by slurmkit: gpu-count 7/8 GPUs"),
+    ("slurmkit:bench busbw 12.1 < 40 GB/s", "slurmkit:bench", "drained by slurmkit: bench busbw 12.1 < 40 GB/s"),
+    (None, None, "reason: fixture: drained by hand [root@2026-11-21T23:10:35]"),  # as captured: an admin's drain
+])
+def test_status_marks_nodes_drained_by_slurmkit(monkeypatch, tmp_path, reason, by, shown):
+    import json as _json
+
+    text = (_SLURM_FX / "scontrol-o-show-node-drain.txt").read_text()
+    if reason is not None:
+        text = text.partition("Reason=")[0] + f"Reason={reason} [root@2026-11-21T23:10:35]\n"
+    (tmp_path / "nodes.txt").write_text(text)
+    answers = {**_STATUS_ANSWERS, ("scontrol", "-o", "show", "node"): (0, str(tmp_path / "nodes.txt"))}
+    r = _status(monkeypatch, _StatusRunner(answers=answers))
+    lines = r.stdout.splitlines()
+    assert lines[0] == "cluster: DEGRADED" and r.exit_code == 1, r.output  # the cluster state rules as before
+    node_line = lines[lines.index("nodes:") + 1]
+    assert node_line.split()[:2] == ["sk-one", "IDLE+DRAIN"] and node_line.endswith("  " + shown)
+    out = _json.loads(_status(monkeypatch, _StatusRunner(answers=answers), "--json").stdout)
+    assert out["state"] == "DEGRADED" and [(n["name"], n["drained_by"]) for n in out["nodes"]] == [("sk-one", by)]
+
+
+def test_status_json_drained_by_is_null_for_an_undrained_node(monkeypatch):
+    import json as _json
+
+    out = _json.loads(_status(monkeypatch, _StatusRunner(), "--json").stdout)
+    assert [n["drained_by"] for n in out["nodes"]] == [None]
