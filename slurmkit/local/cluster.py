@@ -338,8 +338,29 @@ def gpu_files_expression(plan: Plan) -> str:
     return f"{plan.gpu_dir}/nvidia[{fold_numbers(range(plan.gpus_per_node))}]"
 
 
-def cluster_file_dict(plan: Plan) -> dict:
-    """The cluster file ``local up`` writes (the keys slurmkit's cluster model accepts)."""
+# Slurm without cgroup plugins: what a node gets when it cannot have Slurm's cgroup/v2 (see cluster_file_dict).
+NO_CGROUP_SLURM_CONF = {"ProctrackType": "proctrack/linuxproc", "TaskPlugin": "task/affinity",
+                        "JobAcctGatherType": "jobacct_gather/linux"}
+
+
+def machine_cgroup_hybrid(proc_cgroup: str | None = None) -> bool:
+    """Whether this machine mounts cgroup v1 hierarchies (``N:controller:/`` lines in /proc/self/cgroup besides
+    v2's ``0::``). A process in a node lists them too, whatever the node mounts: Slurm 26.05's slurmd then exits
+    with "fatal: Hybrid mode is not supported" (seen on debian-sid nodes here)."""
+    if proc_cgroup is None:
+        try:
+            proc_cgroup = Path("/proc/self/cgroup").read_text()
+        except OSError:
+            return False
+    return any(line and not line.startswith("0::") for line in proc_cgroup.splitlines())
+
+
+def cluster_file_dict(plan: Plan, hybrid: bool | None = None) -> dict:
+    """The cluster file ``local up`` writes (the keys slurmkit's cluster model accepts). Nodes with a cgroup v2
+    hierarchy of their own (``unified_cgroup``: debian-sid, Slurm 26.05) on a machine that also mounts cgroup v1
+    (``hybrid``) get Slurm without cgroup plugins (:data:`NO_CGROUP_SLURM_CONF`; cgroup.conf then renders
+    ``CgroupPlugin=disabled``): 26.05 refuses hybrid mode, and v1 owns the controllers, so v2 could confine
+    nothing there anyway."""
     hw = plan.hardware
     group: dict = {
         "names": fold([n.name for n in plan.computes]),
@@ -368,6 +389,8 @@ def cluster_file_dict(plan: Plan) -> dict:
         "partitions": [{"name": "debug", "nodes": "ALL", "default": True}],
         "state_dir": str(plan.shared_dir / "slurmctld"),
         "shared_dir": str(plan.shared_dir),
+        **({"slurm_conf": dict(NO_CGROUP_SLURM_CONF)}
+           if plan.unified_cgroup and (machine_cgroup_hybrid() if hybrid is None else hybrid) else {}),
     }
 
 

@@ -26,17 +26,27 @@ def _bootstrap(c: ImageCluster) -> dict:
     return json.loads(out)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+# image -> the Slurm series its archive (and so the site mirror) installs
+IMAGE_SLURM = {"debian-13": "24.11", "debian-sid": "26.05", "debian-12": "22.05"}
+
+
+@pytest.fixture(scope="module", params=list(IMAGE_SLURM))
+def cluster(request, tmp_path_factory):
+    image = request.param
     cwd = tmp_path_factory.mktemp("bootimages")
     name = "sd" + secrets.token_hex(3)
     # On a fresh machine this builds the image and its repository first (debootstrap: about a minute).
-    slurmkit("local", "up", "--image", "debian-13", "-n", "2", "--heads", "1", "--name", name, cwd=cwd, timeout=1200)
+    slurmkit("local", "up", "--image", image, "-n", "2", "--heads", "1", "--name", name, cwd=cwd, timeout=1200)
     state = lc.State.load(name)
     try:
         c = ImageCluster(name, cwd)
+        c.image, c.series = image, IMAGE_SLURM[image]
         slurmkit("-c", str(c.file), "discover", cwd=cwd, timeout=600)
         c.first = _bootstrap(c)
+        # SLURMKIT_CAPTURE_DIR=DIR: save this cluster's real Slurm outputs into DIR/slurm-SERIES (the fixtures)
+        if os.environ.get("SLURMKIT_CAPTURE_DIR") and not c.first["failed_hosts"]:
+            from tests.live.capture_outputs import capture
+            capture(c, Path(os.environ["SLURMKIT_CAPTURE_DIR"]) / f"slurm-{c.series}")
         yield c
     finally:
         slurmkit("local", "down", "--name", name, cwd=cwd)
@@ -58,14 +68,14 @@ def test_first_bootstrap_installs_slurm_from_the_site_mirror(cluster):
         found = {line.split()[0]: line.split(None, 2)[1:] for line in out.splitlines()}
         assert set(found) == {daemon, "munge", "slurm-client"}, (node.name, out)
         assert all(status == "install ok installed" for _, status in found.values()), (node.name, out)
-        assert re.fullmatch(r"24\.11\.\d+\S*", found[daemon][0]) and found["slurm-client"][0] == found[daemon][0], out
+        assert re.fullmatch(rf"{re.escape(cluster.series)}\.\d+\S*", found[daemon][0]) and found["slurm-client"][0] == found[daemon][0], out
         # from the only source there is: the head's site mirror (no route out to Debian's archive)
         policy = cluster.run(node, f"apt-cache policy {daemon}")
         assert f"500 {cluster.plan.repo_url.rstrip('/')} ./ Packages" in policy, policy
         assert "deb.debian.org" not in policy
     log = (cluster.plan.node_dir(cluster.plan.heads[0].name) / "site-mirror.log").read_text()
     for node in cluster.plan.computes:
-        assert re.search(rf"^{re.escape(node.private_address)} .*\"GET /\./slurmd_24\.11\.\S+\.deb HTTP/1\.1\" 200",
+        assert re.search(rf"^{re.escape(node.private_address)} .*\"GET /\./slurmd_{re.escape(cluster.series)}\.\S+\.deb HTTP/1\.1\" 200",
                          log, re.M), node.name
 
 
