@@ -10,7 +10,9 @@ replay:
 - the shared dir not mounted: an empty tmpfs over shared_dir in that node (what a node whose share did not mount
   sees: an empty directory, without the token the head wrote there).
 Undoing a fault (umount, the first replay again) resumes the node after --resume-after clean runs; an admin's
-drain stays whatever the checks say. Every run's actions are counted: a clean run drains nothing.
+drain stays whatever the checks say. Every run's actions are counted: a clean run drains nothing. While the GPU
+fault holds its node drained, `slurmkit status --json` names it drained by slurmkit:health and `slurmkit
+support-bundle` holds the Severity 2 finding for it, with its last health result from the kept history.
 """
 
 from __future__ import annotations
@@ -123,9 +125,34 @@ def test_gpu_gone_drains_that_node_then_resumes(lc):
         assert report["nodes"][bad]["action"] == "drained"
         assert slurm_node(lc, bad)[1] == reason and drained(lc, bad)
         assert report["nodes"][good]["action"] == "none" and not drained(lc, good)
+        _status_and_bundle_name_the_drain(lc, bad, good, "gpu-count", f"gpu-count 7/8 (missing {gpu_dir}/nvidia7)")
     finally:
         lc.on(bad, f"umount {gpu_dir}")
     _resumes_after_two_clean_runs(lc, bad)
+
+
+def _status_and_bundle_name_the_drain(lc, bad: str, good: str, check: str, detail: str) -> None:
+    """`slurmkit status --json` names ``bad`` drained by slurmkit:health (``good`` by no one), the text status
+    marks it, and `slurmkit support-bundle` holds the Severity 2 finding with the check, the reason's evidence and
+    the node's last health result from the history."""
+    p = lc.cli("status", "--json", check=False)
+    assert p.returncode == 1, p.stderr  # DEGRADED, as for any drained node
+    st = json.loads(p.stdout)
+    assert st["state"] == "DEGRADED"
+    by = {n["name"]: n["drained_by"] for n in st["nodes"]}
+    assert by[bad] == "slurmkit:health" and by[good] is None, by
+    text = lc.cli("status", check=False).stdout
+    (line,) = [ln for ln in text.splitlines() if ln.split()[:1] == [bad]]
+    assert line.endswith(f"drained by slurmkit: {detail}"), text
+    out = lc.cwd / "bundle.tar.gz"
+    p = lc.cli("support-bundle", "--json", "-o", str(out), check=False, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    summary = json.loads(p.stdout)
+    (f,) = [f for f in summary["findings"] if f["title"] == "1 node(s) drained by slurmkit"]
+    assert f["severity"] == 2 and f["hosts"] == [bad], summary
+    assert f["evidence"][0].startswith(f"{bad}: drained by slurmkit (health check {check}): {detail} ("), f
+    assert f["evidence"][1].startswith(f"{bad}: last health run ") and f["evidence"][1].endswith(f"failing {detail}"), f
+    assert summary["severity"] == 2 and out.is_file()
 
 
 def test_rail_ports_down_drains_that_node_then_resumes(lc):
