@@ -269,6 +269,19 @@ def _split_nodes(text: str) -> list[str]:
         return [text]
 
 
+def _output_paths(stdout: str, stderr: str, job_id: str, user: str, name: str, work_dir: str) -> tuple[str, str]:
+    """A job's output files as paths. 26.05 (squeue --json) gives the pattern as submitted (``slurm-%j.out``,
+    relative to the job's working directory) and an empty stderr (merged into stdout; 26.05's scontrol prints
+    ``StdErr=`` empty too); 22.05 and 24.11 give both expanded. Patterns expanded: %j %u %x %%; others left."""
+    def expand(path: str) -> str:
+        if not path:
+            return ""
+        path = re.sub(r"%(%|j|u|x)", lambda m: {"%": "%", "j": job_id, "u": user, "x": name}[m[1]], path)
+        return path if path.startswith("/") or not work_dir else f"{work_dir.rstrip('/')}/{path}"
+    out = expand(stdout)
+    return out, expand(stderr) or out
+
+
 def parse_squeue_json(text: str) -> list[JobInfo]:
     """``squeue --json`` (every job the controller remembers; 22.05 ignores filters: filter the result)."""
     data = _load_json(text, "squeue --json")
@@ -276,6 +289,9 @@ def parse_squeue_json(text: str) -> list[JobInfo]:
     for j in _records(data, "jobs", "squeue --json"):
         raw = j.get("job_state")
         code, sig = _exit_code(j.get("exit_code"))
+        stdout, stderr = _output_paths(_text(j.get("standard_output")), _text(j.get("standard_error")),
+                                       str(j.get("job_id")), _text(j.get("user_name")), _text(j.get("name")),
+                                       _text(j.get("current_working_directory")))
         out.append(JobInfo(
             job_id=str(j.get("job_id")),
             name=_text(j.get("name")),
@@ -288,8 +304,8 @@ def parse_squeue_json(text: str) -> list[JobInfo]:
             signal=sig,
             partition=_text(j.get("partition")),
             user=_text(j.get("user_name")),
-            stdout=_text(j.get("standard_output")),
-            stderr=_text(j.get("standard_error")),
+            stdout=stdout,
+            stderr=stderr,
             work_dir=_text(j.get("current_working_directory")),
             source="squeue",
         ))
@@ -297,9 +313,14 @@ def parse_squeue_json(text: str) -> list[JobInfo]:
 
 
 def parse_sinfo_json(text: str) -> list[NodeInfo]:
-    """``sinfo --json`` node records (22.05: top-level ``nodes``, ``state`` string + ``state_flags`` list;
-    newer: ``state`` a list)."""
+    """``sinfo --json`` node records. 22.05 (data_parser 0.0.38): top-level ``nodes``, one object per node,
+    ``state`` string + ``state_flags`` list. 24.11 (v0.0.42) and 26.05 (v0.0.45): no ``nodes`` but ``sinfo``, one
+    object per group of like nodes in one partition (``nodes.nodes`` its names, ``node.state`` a list, ``cpus`` /
+    ``memory`` with ``maximum``, ``reason.description``, ``partition.name``): one NodeInfo per node, partitions
+    merged across groups; ``address`` only where ``nodes.addresses`` pairs with the names (empty in both)."""
     data = _load_json(text, "sinfo --json")
+    if "nodes" not in data and "sinfo" in data:
+        return _sinfo_groups(_records(data, "sinfo", "sinfo --json"))
     out = []
     for n in _records(data, "nodes", "sinfo --json"):
         state, flags = parse_node_state(n.get("state"), _names(n.get("state_flags")))
@@ -309,6 +330,34 @@ def parse_sinfo_json(text: str) -> list[NodeInfo]:
             address=_text(n.get("address")), partitions=_names(n.get("partitions")),
         ))
     return out
+
+
+def _field(record: dict, *path: str) -> Any:
+    for key in path:
+        record = record.get(key) if isinstance(record, dict) else None
+    return record
+
+
+def _sinfo_groups(groups: list[dict]) -> list[NodeInfo]:
+    nodes: dict[str, NodeInfo] = {}
+    for g in groups:
+        names = [n for entry in _names(_field(g, "nodes", "nodes")) for n in _split_nodes(entry)]
+        addresses = _names(_field(g, "nodes", "addresses"))
+        state, flags = parse_node_state(_field(g, "node", "state"))
+        partition = _text(_field(g, "partition", "name"))
+        for i, name in enumerate(names):
+            if name in nodes:
+                if partition and partition not in nodes[name].partitions:
+                    nodes[name].partitions += (partition,)
+                continue
+            nodes[name] = NodeInfo(
+                name=name, state=state, flags=flags, reason=_text(_field(g, "reason", "description")),
+                cpus=_number(_field(g, "cpus", "maximum")), memory_mb=_number(_field(g, "memory", "maximum")),
+                gres=_text(_field(g, "gres", "total")),
+                address=addresses[i] if len(addresses) == len(names) else "",
+                partitions=(partition,) if partition else (),
+            )
+    return list(nodes.values())
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -363,12 +412,15 @@ def parse_scontrol_jobs(text: str) -> list[JobInfo]:
         if ":" in r.get("ExitCode", ""):
             c, s = r["ExitCode"].split(":", 1)
             code, sig = _number(c), (_number(s) or None)
+        stdout, stderr = _output_paths(_null(r.get("StdOut")), _null(r.get("StdErr")), r.get("JobId", ""),
+                                       (r.get("UserId") or "").split("(")[0], r.get("JobName", ""),
+                                       _null(r.get("WorkDir")))
         out.append(JobInfo(
             job_id=r.get("JobId", ""), name=r.get("JobName", ""), state=normalise_job_state(r.get("JobState")),
             raw_state=r.get("JobState", ""), reason=_null(r.get("Reason")), nodes=_split_nodes(_null(r.get("NodeList"))),
             node_count=_number((r.get("NumNodes") or "").split("-")[0]), exit_code=code, signal=sig,
             partition=_null(r.get("Partition")), user=(r.get("UserId") or "").split("(")[0],
-            stdout=_null(r.get("StdOut")), stderr=_null(r.get("StdErr")), work_dir=_null(r.get("WorkDir")),
+            stdout=stdout, stderr=stderr, work_dir=_null(r.get("WorkDir")),
             source="scontrol",
         ))
     return out
