@@ -50,7 +50,10 @@ def drain_reason(culprit: Mapping[str, Any]) -> str:
 
 
 def is_bench_reason(reason: str | None) -> bool:
-    return bool(reason) and reason.strip().startswith(BENCH_PREFIX)
+    """A drain of bench's own (:func:`slurmkit.health.policy.drained_by`, the one reader of slurmkit's reasons)."""
+    from slurmkit.health.policy import BENCH_KIND, drained_by
+
+    return drained_by(reason) == BENCH_KIND
 
 
 def to_recheck(nodes: Sequence[str], slurm: Mapping[str, tuple[bool, str | None]]) -> dict[str, str]:
