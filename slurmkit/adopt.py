@@ -30,6 +30,7 @@ class Adopted:
     data: dict[str, Any]
     findings: list[str] = field(default_factory=list)
     not_kept: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # kept, worth saying: a controller that is also a compute node
 
     def text(self, sources: list[str] | None = None) -> str:
         """The cluster file: a header naming the sources, findings and what was not kept, then the YAML."""
@@ -37,6 +38,9 @@ class Adopted:
         if self.findings:
             head.append("# Findings in the originals:")
             head += [f"#   {_one_line(f)}" for f in self.findings]
+        if self.notes:
+            head.append("# Notes:")
+            head += [f"#   {_one_line(n)}" for n in self.notes]
         if self.not_kept:
             head.append("# Not kept (the cluster file cannot hold these; re-add them by hand if they matter):")
             head += [f"#   {_one_line(n)}" for n in self.not_kept]
@@ -71,7 +75,7 @@ def adopt(
         slurm_conf["ClusterName"] = raw_name  # applied last by render: Slurm keeps the original name
     data: dict[str, Any] = {"cluster": name, "ssh": {"user": ssh_user}}
 
-    # ---- controllers (in order); a controller that is also a compute node stays a head (the model keeps them apart)
+    # ---- controllers (in order); a controller that is also a compute node is kept as both (a note says so)
     ctl = [c for c in conf.controllers]
     if not ctl:
         raise sc.SlurmConfError(f"{conf.source}: no SlurmctldHost or ControlMachine: nothing to adopt as the head")
@@ -87,19 +91,17 @@ def adopt(
     heads = set(names)
     both = [n for n in conf.nodes if n in heads]
     for n in both:
-        out.findings.append(f"{conf.nodes[n].where}: {n} is a controller and a compute node")
-        out.not_kept.append(f"{conf.nodes[n].where}: NodeName={n}: kept as a head only (the cluster file keeps heads and compute nodes apart)")
+        out.notes.append(f"{conf.nodes[n].where}: {n} is a controller and a compute node: kept as both (in heads and "
+                         "in nodes; slurmctld and slurmd run on it)")
 
-    # ---- compute nodes, grouped by identical hardware
+    # ---- compute nodes (controllers that are also compute nodes included), grouped by identical hardware
     groups: dict[tuple, list[sc.Node]] = {}
     for node in conf.nodes.values():
-        if node.name in heads:
-            continue
         key, extra = _node_key(node, gres, out)
         groups.setdefault(key, []).append(node)
-    computes = [n for n in conf.nodes if n not in heads]
+    computes = list(conf.nodes)
     if not computes:
-        raise sc.SlurmConfError(f"{conf.source}: no compute node other than the controllers: nothing to adopt")
+        raise sc.SlurmConfError(f"{conf.source}: no compute node (no NodeName line): nothing to adopt")
     data["nodes"] = [_group(key, members) for key, members in groups.items()]
 
     # ---- partitions
@@ -124,14 +126,9 @@ def adopt(
         rec: dict[str, Any] = {"name": p.name}
         if p.nodes.upper() == "ALL":
             rec["nodes"] = "ALL"
-            if both:
-                out.not_kept.append(f"{p.where}: PartitionName={p.name} Nodes=ALL: no longer includes {hostlist.fold(both)} (kept as head)")
         else:
             wanted = sc._expand(p.nodes, p.where)
             kept = [n for n in wanted if n in defined]
-            lost = [n for n in wanted if n not in defined and n in heads]
-            if lost:
-                out.not_kept.append(f"{p.where}: PartitionName={p.name}: {hostlist.fold(lost)} left out (kept as head)")
             if not kept:
                 out.not_kept.append(f"{p.where}: PartitionName={p.name}: none of its nodes is a compute node in the cluster file")
                 continue

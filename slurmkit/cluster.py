@@ -169,13 +169,29 @@ class Cluster(Model):
         return [n for g in self.nodes for n in hostlist.expand(g.names)]
 
     def hosts(self) -> list[Host]:
-        """Every host, heads first, with the address slurmkit uses to reach it."""
-        out = []
-        for role, group in [("head", self.head_group)] + [("compute", g) for g in self.nodes]:
-            names = hostlist.expand(group.names)
-            addrs = hostlist.expand(group.addresses) if group.addresses else names
-            out += [Host(n, a, role) for n, a in zip(names, addrs)]
+        """Every host once, heads first, with the address slurmkit uses to reach it. A head that is also a
+        compute node (a name in ``heads`` and in ``nodes``) is one Host, role ``head``, ``also_compute``; it is
+        reached by the heads' address, else its node group's."""
+        heads = self.head_names
+        node_addr: dict[str, str] = {}
+        for g in self.nodes:
+            if g.addresses:
+                node_addr.update(zip(hostlist.expand(g.names), hostlist.expand(g.addresses)))
+        computes = set(self.compute_names)
+        hg = self.head_group
+        head_addrs = hostlist.expand(hg.addresses) if hg.addresses else [node_addr.get(n, n) for n in heads]
+        out = [Host(n, a, "head", n in computes) for n, a in zip(heads, head_addrs)]
+        for g in self.nodes:
+            names = hostlist.expand(g.names)
+            addrs = hostlist.expand(g.addresses) if g.addresses else names
+            out += [Host(n, a, "compute") for n, a in zip(names, addrs) if n not in heads]
         return out
+
+    @property
+    def heads_also_computes(self) -> list[str]:
+        """Heads that are also compute nodes (in ``heads`` and in a node group), in the heads' order."""
+        computes = set(self.compute_names)
+        return [n for n in self.head_names if n in computes]
 
     def select(self, names: str | None, option: str = "--limit") -> list[Host]:
         """Every host, or those a hostlist names (in the cluster file's order). A bad hostlist or a name that is
@@ -216,6 +232,7 @@ class Host:
     name: str
     address: str
     role: Literal["head", "compute"]
+    also_compute: bool = False  # a head that is also a compute node (SlurmctldHost and NodeName name it)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -392,9 +409,10 @@ def cross_check(c: Cluster) -> list[Problem]:
     for i, g in enumerate(c.nodes):
         names = hostlist.expand(g.names)
         for n in names:
-            if n in seen:
-                what = "a head" if seen[n].startswith("heads") else f"also in {seen[n]}"
-                problems.append(Problem(f"nodes[{i}].names", f"{n} is {what}"))
+            if seen.get(n, "").startswith("heads"):
+                seen[n] = f"nodes[{i}]"  # a head that is also a compute node: allowed (see cluster_notes)
+            elif n in seen:
+                problems.append(Problem(f"nodes[{i}].names", f"{n} is also in {seen[n]}"))
             else:
                 seen[n] = f"nodes[{i}]"
         computes.update(names)
@@ -447,6 +465,19 @@ def cross_check(c: Cluster) -> list[Problem]:
     if c.topology:
         problems += _check_topology(c.topology, computes)
     return problems
+
+
+def cluster_notes(c: Cluster) -> list[Problem]:
+    """What is allowed but worth saying (validate prints each as ``note:``): a head that is also a compute node."""
+    notes = []
+    heads = set(c.head_names)
+    for i, g in enumerate(c.nodes):
+        both = [n for n in hostlist.expand(g.names) if n in heads]
+        if both:
+            notes.append(Problem(f"nodes[{i}].names", f"{hostlist.fold(both)}: also a head: a controller that is also "
+                                                      "a compute node (SlurmctldHost and NodeName both name it; it runs "
+                                                      "slurmctld and slurmd)"))
+    return notes
 
 
 def _check_topology(t: Topology, computes: set[str]) -> list[Problem]:

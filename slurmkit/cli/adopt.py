@@ -223,6 +223,8 @@ def run_adopt(*, from_slurm_conf: str | None, gres_conf: str | None, topology_co
         click.echo(keep_munge_key(got, out, from_head))
     for f in adopted.findings:
         click.echo(f"finding: {f}")
+    for n in adopted.notes:
+        click.echo(f"note: {n}")
     for n in adopted.not_kept:
         click.echo(f"not kept: {n}")
     click.echo(

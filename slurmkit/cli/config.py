@@ -145,6 +145,9 @@ def validate(ctx, as_json):
             click.echo(json.dumps({"valid": False, "file": exc.source, "problems": [{"path": p.path, "message": p.message} for p in exc.problems]}))
             ctx.exit(2)
         raise
+    from slurmkit.cluster import cluster_notes
+
+    notes = [str(n) for n in cluster_notes(cluster)]  # allowed, worth saying: a head that is also a compute node
     groups = len(cluster.nodes)
     gpus = sum(len(cluster.compute_names_of(g)) * g.gpu_count for g in cluster.nodes)
     summary = {
@@ -158,6 +161,7 @@ def validate(ctx, as_json):
         "partitions": [p.name for p in cluster.partitions],
         "slurm_version": target.release,
         "slurm_version_source": target.source,
+        "notes": notes,
     }
     if as_json:
         click.echo(json.dumps(summary))
@@ -170,6 +174,8 @@ def validate(ctx, as_json):
         click.echo(f"Slurm {target.release} ({_target_why(target)}).")
         if target.note:
             click.echo(f"note: {target.note}", err=True)
+        for n in notes:
+            click.echo(f"note: {n}", err=True)
 
 
 def _target_why(target) -> str:

@@ -14,13 +14,14 @@ import yaml
 
 from slurmkit import adopt as ad
 from slurmkit import hostlist
-from slurmkit.cluster import cross_check, dump_cluster, parse_cluster
+from slurmkit.cluster import cluster_notes, cross_check, dump_cluster, parse_cluster
 from slurmkit.render import render_cluster
 from slurmkit.slurm import conf as sc
 from tests.conftest import FIXTURES
 
 CONF = FIXTURES / "slurm-conf"
-ADOPTABLE = ["debian-cgroup", "debian-simple", "llnl-dev-default-lines", "nvidia-circe-superpod", "ocotillo-multi-gpu"]
+ADOPTABLE = ["debian-cgroup", "debian-simple", "llnl-dev-default-lines", "neptrain-controlmachine", "nvidia-circe-superpod",
+             "ocotillo-multi-gpu"]
 
 
 def originals(d: str) -> ad.Configs:
@@ -38,7 +39,7 @@ def adopted(o: ad.Configs) -> ad.Adopted:
 
 def test_every_adoptable_fixture_is_listed():
     dirs = sorted(p.name for p in CONF.iterdir() if (p / "slurm.conf").exists())
-    assert set(ADOPTABLE) | {"neptrain-controlmachine"} == set(dirs)
+    assert set(ADOPTABLE) == set(dirs)  # neptrain (one host, controller and compute node) too, since issue 17
 
 
 @pytest.mark.parametrize("d", ADOPTABLE)
@@ -53,7 +54,9 @@ def test_the_adopted_file_validates_and_its_text_parses_back(d):
 EXPECTED_DIFFS = {
     "debian-cgroup": [],
     "debian-simple": [],
-    "llnl-dev-default-lines": ["nodes: dev0 missing", "nodes: dev1 missing", "partitions: debug nodes"],
+    # controllers that are also compute nodes are kept as both: dev0 and dev1 read back as nodes of debug
+    "llnl-dev-default-lines": [],
+    "neptrain-controlmachine": [],
     "nvidia-circe-superpod": [f"switches: s{i} missing" for i in range(5)],
     # several GPU types are kept (a gpus: list): visualizacion1 reads back with both, nothing differs
     "ocotillo-multi-gpu": [],
@@ -72,12 +75,27 @@ def test_llnl_sample_controllers_in_order_with_addresses_and_as_compute_nodes():
     o = originals("llnl-dev-default-lines")
     a = adopted(o)
     assert a.data["heads"] == {"names": "dev0,dev1", "addresses": "12.34.56.78,12.34.56.79"}
-    assert a.data["nodes"] == [{"names": "dev[2-25]", "addresses": "edev[2-25]", "sockets": 2, "cores_per_socket": 1,
+    # dev0 and dev1, the controllers, are compute nodes too: kept in heads and in nodes (once kept as heads only)
+    assert a.data["nodes"] == [{"names": "dev[0-25]", "addresses": "edev[0-25]", "sockets": 2, "cores_per_socket": 1,
                                 "threads_per_core": 1, "memory_mb": 2000, "weight": 16}]
     assert [p["name"] for p in a.data["partitions"]] == ["debug", "batch", "long"]
     assert a.data["partitions"][2] == {"name": "long", "nodes": "dev[9-17]", "max_time": "120",
                                        "options": {"MaxNodes": "10", "State": "UP", "AllowGroups": "admin"}}
-    assert any("dev0 is a controller and a compute node" in f for f in a.findings)
+    assert [n.split(": ", 1)[1] for n in a.notes] == [
+        f"dev{i} is a controller and a compute node: kept as both (in heads and in nodes; slurmctld and slurmd run on it)"
+        for i in (0, 1)]
+    assert not any("controller and a compute node" in f for f in a.findings) and not any("kept as head" in n for n in a.not_kept)
+    assert a.data["partitions"][0]["nodes"] == "dev[0-8,18-25]"
+    assert "# Notes:" in a.text(["x"])
+    c = parse_cluster(a.text(["x"]))
+    assert c.heads_also_computes == ["dev0", "dev1"] and [str(p) for p in cluster_notes(c)] == [
+        "nodes[0].names: dev[0-1]: also a head: a controller that is also a compute node (SlurmctldHost and NodeName "
+        "both name it; it runs slurmctld and slurmd)"]
+    # reached over SSH by the controllers' addresses; Slurm's NodeAddr stays edevN
+    assert [(h.name, h.address, h.role, h.also_compute) for h in c.hosts()[:3]] == [
+        ("dev0", "12.34.56.78", "head", True), ("dev1", "12.34.56.79", "head", True), ("dev2", "edev2", "compute", False)]
+    conf = render_cluster(c).files["slurm.conf"]
+    assert "NodeName=dev[0-25] NodeAddr=edev[0-25] " in conf and "PartitionName=debug Nodes=dev[0-8,18-25] " in conf
     assert any("NodeName=dev[0-25] TmpDisk=64000" in n for n in a.not_kept)
     assert any("DownNodes=dev20" in n for n in a.not_kept)
     # the controllers' addresses: kept for SSH; a not-kept line only while the rendered SlurmctldHost lacks them
@@ -116,10 +134,16 @@ def test_ocotillo_several_gpu_types_sockets_per_board_and_gres_files():
         "NodeName=visualizacion1 Name=gpu Type=gtx1060 File=/dev/nvidia1"]
 
 
-def test_a_controller_only_cluster_is_an_error_saying_why():
-    o = originals("neptrain-controlmachine")
-    with pytest.raises(sc.SlurmConfError, match="no compute node other than the controllers"):
-        adopted(o)
+def test_a_one_host_cluster_is_its_own_head_and_compute_node():
+    # neptrain: ControlMachine=aboy and NodeName=aboy, partition aboy. Once "nothing to adopt" (no compute node
+    # other than the controllers); since issue 17 a head that is also a compute node is kept as both.
+    a = adopted(originals("neptrain-controlmachine"))
+    assert a.data["heads"] == "aboy" and [g["names"] for g in a.data["nodes"]] == ["aboy"]
+    assert [p["nodes"] for p in a.data["partitions"]] == ["aboy"]
+    c = parse_cluster(a.text(["neptrain"]))
+    assert [(h.name, h.role, h.also_compute) for h in c.hosts()] == [("aboy", "head", True)]
+    conf = render_cluster(c).files["slurm.conf"]
+    assert "SlurmctldHost=aboy\n" in conf and "NodeName=aboy " in conf and "PartitionName=aboy Nodes=aboy " in conf
 
 
 def test_hand_written_config_with_topology_affinity_and_include_round_trips(tmp_path: Path):
@@ -200,11 +224,11 @@ def test_slurm_expands_every_rendered_hostlist_as_the_reader_does(d, tmp_path: P
     assert exprs
     for e in exprs:
         assert _scontrol_hostnames(e, minimal) == hostlist.expand(e)
-    heads = set(o.conf.controllers[i].name for i in range(len(o.conf.controllers)))
     for rec in sc.logical_lines(files["slurm.conf"], "rendered"):
         if rec.first[0] == "PartitionName":
             orig = next(p for p in o.conf.partitions if p.name == rec.first[1])
-            want = sorted(n for n in o.conf.partition_nodes(orig) if n not in heads)
+            # controllers that are compute nodes stay in their partitions (issue 17)
+            want = sorted(o.conf.partition_nodes(orig))
             assert sorted(_scontrol_hostnames(rec.get("Nodes"), minimal)) == want
 
 
@@ -275,8 +299,10 @@ def test_cli_findings_are_printed_and_exit_is_0(tmp_path: Path):
 
 def test_cli_nothing_usable_is_our_error_and_nothing_is_written(tmp_path: Path):
     out = tmp_path / "c.yaml"
-    r = _invoke(["--from-slurm-conf", str(CONF / "neptrain-controlmachine" / "slurm.conf"), "-o", str(out)])
-    assert isinstance(r.exception, sc.SlurmConfError) and r.exception.exit_code == 2 and not out.exists()
+    # a slurm.conf without a NodeName line (neptrain's one host is adoptable now: head and compute node)
+    (tmp_path / "slurm.conf").write_text("SlurmctldHost=h\nPartitionName=p Nodes=ALL\n")
+    r = _invoke(["--from-slurm-conf", str(tmp_path / "slurm.conf"), "-o", str(out)])
+    assert isinstance(r.exception, sc.SlurmConfError) and r.exception.exit_code == 2 and not out.exists(), r.output
     r = _invoke(["--from-slurm-conf", str(tmp_path / "missing.conf"), "-o", str(out)])
     assert isinstance(r.exception, sc.SlurmConfError) and "missing.conf" in str(r.exception)
     r = _invoke(["--gres-conf", "x", "--from-head", "h", "-o", str(out)])
@@ -411,3 +437,24 @@ def test_validate_counts_every_gpu_type_of_the_adopted_ocotillo(tmp_path: Path):
     assert _invoke(["--from-slurm-conf", str(CONF / "ocotillo-multi-gpu" / "slurm.conf"), "-o", str(out)]).exit_code == 0
     v = CliRunner().invoke(root, ["-c", str(out), "validate"])
     assert v.exit_code == 0 and " 15 GPU(s)," in v.output, v.output
+
+
+def test_validate_and_init_say_a_controller_is_also_a_compute_node(tmp_path: Path):
+    """llnl's dev0 and dev1: init prints a note per controller that is a compute node, validate one per group
+    (stderr; in --json as notes), and both exit 0."""
+    import json
+
+    from slurmkit.cli import cli as root
+
+    out = tmp_path / "cluster.yaml"
+    r = _invoke(["--from-slurm-conf", str(CONF / "llnl-dev-default-lines" / "slurm.conf"), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "note: " in r.output and "dev0 is a controller and a compute node: kept as both" in r.output
+    v = CliRunner().invoke(root, ["-c", str(out), "validate"])
+    assert v.exit_code == 0 and "note: nodes[0].names: dev[0-1]: also a head" in v.output, v.output
+    j = CliRunner().invoke(root, ["-c", str(out), "validate", "--json"])
+    assert j.exit_code == 0, j.output
+    summary = json.loads(j.output.splitlines()[0])
+    assert summary["valid"] is True and summary["compute_nodes"] == 26 and summary["heads"] == ["dev0", "dev1"]
+    assert summary["notes"] == ["nodes[0].names: dev[0-1]: also a head: a controller that is also a compute node "
+                                "(SlurmctldHost and NodeName both name it; it runs slurmctld and slurmd)"]

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from slurmkit.cluster import check_environment, parse_cluster
+from slurmkit.cluster import check_environment, cluster_notes, parse_cluster
 from slurmkit.errors import ConfigError
 
 GOOD = """\
@@ -73,9 +73,30 @@ def test_node_in_two_groups():
     assert "nodes[1].names: node-4 is also in nodes[0] (line 12)" in msgs
 
 
-def test_head_listed_as_compute_node():
-    msgs = problems(GOOD.replace("names: cpu-[1-2]", "names: cpu-[1-2],head-2"))
-    assert any(m.startswith("nodes[1].names: head-2 is a head") for m in msgs)
+def test_head_listed_as_compute_node_is_allowed_with_a_note():
+    # issue 17: once a problem ("head-2 is a head"), now a controller that is also a compute node, with a note
+    c = parse_cluster(GOOD.replace("names: cpu-[1-2]", "names: cpu-[1-2],head-2"))
+    assert c.heads_also_computes == ["head-2"] and "head-2" in c.compute_names
+    assert [str(p) for p in cluster_notes(c)] == [
+        "nodes[1].names: head-2: also a head: a controller that is also a compute node (SlurmctldHost and NodeName "
+        "both name it; it runs slurmctld and slurmd)"]
+    hosts = c.hosts()
+    assert [h.name for h in hosts].count("head-2") == 1  # one host: SSH, facts and bundles reach it once
+    assert [(h.name, h.role, h.also_compute) for h in hosts][:3] == [
+        ("head-1", "head", False), ("head-2", "head", True), ("head-3", "head", False)]
+    assert cluster_notes(parse_cluster(GOOD)) == []
+    # still one group per node: a head in two node groups is the two-groups problem
+    msgs = problems(GOOD.replace("names: cpu-[1-2]", "names: cpu-[1-2],node-4"))
+    assert "nodes[1].names: node-4 is also in nodes[0] (line 12)" in msgs
+    msgs = problems(GOOD.replace("names: cpu-[1-2]", "names: cpu-[1-2],head-2").replace("names: node-[1-4]", "names: node-[1-4],head-2"))
+    assert msgs == ["nodes[1].names: head-2 is also in nodes[0] (line 12)"]
+
+
+def test_a_head_compute_is_reached_by_the_heads_address_else_its_groups():
+    text = GOOD.replace("names: cpu-[1-2]", "names: 'cpu-[1-2],head-2'\n    addresses: '10.0.1.[1-3]'")
+    assert next(h.address for h in parse_cluster(text).hosts() if h.name == "head-2") == "10.0.1.3"
+    text = text.replace("heads: head-[1-3]", "heads: {names: 'head-[1-3]', addresses: '10.0.0.[1-3]'}")
+    assert next(h.address for h in parse_cluster(text).hosts() if h.name == "head-2") == "10.0.0.2"
 
 
 def test_duplicate_partition_names():
