@@ -355,7 +355,7 @@ def machine_cgroup_hybrid(proc_cgroup: str | None = None) -> bool:
     return any(line and not line.startswith("0::") for line in proc_cgroup.splitlines())
 
 
-def cluster_file_dict(plan: Plan, hybrid: bool | None = None) -> dict:
+def cluster_file_dict(plan: Plan, hybrid: bool = False) -> dict:
     """The cluster file ``local up`` writes (the keys slurmkit's cluster model accepts). Nodes with a cgroup v2
     hierarchy of their own (``unified_cgroup``: debian-sid, Slurm 26.05) on a machine that also mounts cgroup v1
     (``hybrid``) get Slurm without cgroup plugins (:data:`NO_CGROUP_SLURM_CONF`; cgroup.conf then renders
@@ -390,7 +390,7 @@ def cluster_file_dict(plan: Plan, hybrid: bool | None = None) -> dict:
         "state_dir": str(plan.shared_dir / "slurmctld"),
         "shared_dir": str(plan.shared_dir),
         **({"slurm_conf": dict(NO_CGROUP_SLURM_CONF)}
-           if plan.unified_cgroup and (machine_cgroup_hybrid() if hybrid is None else hybrid) else {}),
+           if plan.unified_cgroup and hybrid else {}),
     }
 
 
@@ -726,7 +726,8 @@ def _write_cluster_file(plan: Plan, path: Path) -> None:
         f"# Heads are reached on their management addresses, computes through {plan.heads[0].name} on their\n"
         "# private addresses; every node name resolves (inside the cluster) to its private address.\n"
     )
-    path.write_text(header + yaml.safe_dump(cluster_file_dict(plan), sort_keys=False, default_flow_style=False))
+    spec = cluster_file_dict(plan, hybrid=machine_cgroup_hybrid())  # the machine probed here, once
+    path.write_text(header + yaml.safe_dump(spec, sort_keys=False, default_flow_style=False))
 
 
 def _chown(path: Path, owner: str) -> None:
