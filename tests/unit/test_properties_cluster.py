@@ -250,3 +250,59 @@ def test_dstack_fleet_with_a_bad_port_names_it(value):
     text = FLEET.replace("port: 22", f"port: {yaml.safe_dump(value, default_flow_style=True).splitlines()[0]}")
     result = importer_outcome(importers.from_dstack_fleet, text)
     assert isinstance(result, ConfigError) and str(result.problems[0]).startswith("ssh_config.port: ")
+
+
+# ----- several GPU types (a gpus: list, issue 17): parse or name the problem; what parses renders each type ---
+
+GPU_ENTRY = st.fixed_dictionaries(
+    {"type": st.sampled_from(["a", "b", "gtx970", "h100", "bad type"]), "count": st.integers(-1, 3)},
+    optional={"files": st.sampled_from(["/dev/nvidia0", "/dev/nvidia1", "/dev/nvidia[2-3]", "/dev/nvidia[0-1]", "["]),
+              "autodetect": st.sampled_from(["off", "nvml", "on"]), "colour": st.just("red")},
+)
+
+
+
+@st.composite
+def good_gpu_lists(draw):
+    """Distinct types, each with its own consecutive /dev/nvidiaN files: lists that must parse."""
+    types = draw(st.lists(st.sampled_from(["a", "b", "gtx970", "gtx1060", "h100"]), min_size=1, max_size=4, unique=True))
+    out, at = [], 0
+    for t in types:
+        n = draw(st.integers(1, 3))
+        out.append({"type": t, "count": n, "files": f"/dev/nvidia[{at}-{at + n - 1}]"})
+        at += n
+    return out
+
+
+@SETTINGS
+@given(good_gpu_lists() | st.lists(GPU_ENTRY, max_size=4))
+def test_gpu_type_lists_parse_or_name_the_problem_and_render_every_type(entries):
+    from slurmkit.render import render_cluster
+
+    data = {"cluster": "t", "ssh": {"user": "u"}, "heads": "h",
+            "nodes": [{"names": "n[1-2]", "gpus": entries, "sockets": 1, "cores_per_socket": 2,
+                       "threads_per_core": 1, "memory_mb": 1000}]}
+    got = outcome(dump_cluster(data))
+    if isinstance(got, ConfigError):
+        assert all(p.path.startswith("nodes[0].gpus") for p in got.problems), got.problems
+        return
+    types = got.nodes[0].gpu_types
+    assert [t.type for t in types] == [e["type"] for e in entries] and len({t.type for t in types}) == len(types)
+    files = render_cluster(got).files
+    node = next(ln for ln in files["slurm.conf"].splitlines() if ln.startswith("NodeName="))
+    word = ",".join(f"gpu:{e['type']}:{e['count']}" for e in entries)
+    assert (f" Gres={word} " in node) if entries else ("Gres=" not in node)
+    gres = [ln for ln in files["gres.conf"].splitlines() if ln.startswith("NodeName=")]
+    if types and types[0].autodetect == "nvml":
+        assert len(gres) == len(types)
+    else:
+        assert len(gres) == sum(t.count for t in types)
+
+
+@SETTINGS
+@given(good_gpu_lists())
+def test_distinct_gpu_types_with_their_own_files_always_parse(entries):
+    data = {"cluster": "t", "ssh": {"user": "u"}, "heads": "h", "nodes": [{"names": "n1", "gpus": entries}]}
+    got = outcome(dump_cluster(data))
+    assert isinstance(got, Cluster), got
+    assert got.nodes[0].gpu_count == sum(e["count"] for e in entries)
