@@ -458,3 +458,17 @@ def test_validate_and_init_say_a_controller_is_also_a_compute_node(tmp_path: Pat
     assert summary["valid"] is True and summary["compute_nodes"] == 26 and summary["heads"] == ["dev0", "dev1"]
     assert summary["notes"] == ["nodes[0].names: dev[0-1]: also a head: a controller that is also a compute node "
                                 "(SlurmctldHost and NodeName both name it; it runs slurmctld and slurmd)"]
+
+
+def test_several_gpu_types_without_a_gres_conf_get_consecutive_default_files_and_say_so():
+    """ocotillo's slurm.conf alone (its gres.conf not read): each type needs files in the cluster file, so they
+    are the next /dev/nvidiaN in Gres= order, one not-kept line per type saying what render writes."""
+    o = originals("ocotillo-multi-gpu")
+    a = ad.adopt(o.conf, None, None)
+    groups = {g["names"]: g for g in a.data["nodes"]}
+    assert groups["visualizacion1"]["gpus"] == [{"type": "gtx970", "count": 1, "files": "/dev/nvidia0"},
+                                                {"type": "gtx1060", "count": 1, "files": "/dev/nvidia1"}]
+    said = [n.split(": ", 1)[1] for n in a.not_kept if "NodeName=visualizacion1 gpu:" in n]
+    assert said == ["NodeName=visualizacion1 gpu:gtx970: no gres.conf File= for it: render writes File=/dev/nvidia0",
+                    "NodeName=visualizacion1 gpu:gtx1060: no gres.conf File= for it: render writes File=/dev/nvidia1"]
+    assert cross_check(parse_cluster(a.text(["x"]))) == []
