@@ -63,11 +63,15 @@ def expected_values(cluster: Cluster, cluster_file: Path, names: list[str], toke
     for name in names:
         group = cluster.group_of(name)
         hw = source(name, group)
-        gpus = None
-        if hw is not None and hw.gpu_count:
-            gpus = {"count": hw.gpu_count, "type": hw.gpu_type, "files": list(hw.gpu_files)}
-        elif group.gpus is not None:
-            gpus = {"count": group.gpus.count, "type": group.gpus.type, "files": group.gpus.device_files()}
+        gpus = None  # every GPU type together; the model is checked only when the node has one type
+        if hw is not None and hw.gpu_total:
+            sets = hw.gpu_sets
+            gpus = {"count": hw.gpu_total, "type": sets[0].type if len(sets) == 1 else None,
+                    "files": [f for gs in sets for f in gs.files]}
+        elif group.gpu_types:
+            types = group.gpu_types
+            gpus = {"count": group.gpu_count, "type": types[0].type if len(types) == 1 else None,
+                    "files": [f for g in types for f in g.device_files()]}
         mounts = []
         if cluster.shared_dir:
             mounts.append({"path": cluster.shared_dir, "token_file": TOKEN_FILE, "token": token})

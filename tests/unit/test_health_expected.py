@@ -61,3 +61,25 @@ def test_rails_from_real_facts_pass_on_the_same_ibstat():
     cut = IBSTAT.replace(f"CA '{first}'", "CA 'gone'")
     assert cn.check_ib(rails, cut)[0] == cn.result("ib-port", False, f"{first} missing")
     assert rails_of(None) == [] and rails_of(record("n1", ibstat=IBSTAT)) == []
+
+
+def test_a_group_of_several_gpu_types_expects_all_of_them_and_no_one_model(tmp_path):
+    c = parse_cluster("""
+cluster: t
+ssh: {user: root}
+heads: head-1
+nodes:
+  - names: node-[1-2]
+    sockets: 2
+    cores_per_socket: 4
+    threads_per_core: 1
+    memory_mb: 16000
+    gpus:
+      - {type: gtx970, count: 1, files: /dev/nvidia0}
+      - {type: gtx1060, count: 1, files: /dev/nvidia1}
+""")
+    e = expected_values(c, tmp_path / "cluster.yaml", ["node-1"], None, records={})["node-1"]
+    assert e["gpus"] == {"count": 2, "type": None, "files": ["/dev/nvidia0", "/dev/nvidia1"]}
+    # one type: the model is checked as before
+    one = expected_values(cluster(), tmp_path / "cluster.yaml", ["node-2"], None, records={})["node-2"]
+    assert one["gpus"]["type"] == "h100" and one["gpus"]["count"] == 8
