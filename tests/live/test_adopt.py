@@ -110,7 +110,7 @@ def _partitions(text: str) -> dict[str, str]:
 # fixture -> (port, what Slurm reads differently, each a not-kept line of the adoption)
 CASES = {
     "debian-simple": (17900, {}),
-    "ocotillo-multi-gpu": (17910, {"visualizacion1": "Gres"}),
+    "ocotillo-multi-gpu": (17910, {}),  # its node of two GPU types is kept whole (gpus: as a list)
     "nvidia-circe-superpod": (17920, {}),
 }
 
