@@ -791,14 +791,20 @@ def _write_node_files(plan: Plan) -> None:
         os.symlink("/dev/shm", d / "run" / "shm")
         (d / "ssh" / "sshd_config").write_text(sshd_config(plan, node))
         home = d / "home" / "upper"
-        (home / ".bashrc").write_text(BASHRC)
-        ssh = home / ".ssh"
-        (ssh / "authorized_keys").write_text(pub)
-        (ssh / "known_hosts").write_text(kh)
-        (ssh / "id_ed25519.pub").write_text(pub)
-        (ssh / "id_ed25519").write_bytes(private_key)
-        for f in ("authorized_keys", "id_ed25519"):
-            os.chmod(ssh / f, 0o600)
+        _write_root_home(home, kh, pub, private_key)
+
+
+def _write_root_home(home: Path, kh: str, pub: str, private_key: bytes) -> None:
+    """root's .bashrc and ~/.ssh (the cluster key pair, authorized_keys, known_hosts) in ``home``, whose .ssh
+    exists: the same on light and image nodes."""
+    (home / ".bashrc").write_text(BASHRC)
+    ssh = home / ".ssh"
+    (ssh / "authorized_keys").write_text(pub)
+    (ssh / "known_hosts").write_text(kh)
+    (ssh / "id_ed25519.pub").write_text(pub)
+    (ssh / "id_ed25519").write_bytes(private_key)
+    for f in ("authorized_keys", "id_ed25519"):
+        os.chmod(ssh / f, 0o600)
 
 
 def _write_image_node_files(plan: Plan, node: NodePlan, hosts: str, kh: str, pub: str, private_key: bytes) -> None:
@@ -820,15 +826,8 @@ def _write_image_node_files(plan: Plan, node: NodePlan, hosts: str, kh: str, pub
     home = upper / "root"
     home.mkdir(mode=0o700)
     os.chmod(home, 0o700)
-    (home / ".bashrc").write_text(BASHRC)
-    ssh = home / ".ssh"
-    ssh.mkdir(mode=0o700)
-    (ssh / "authorized_keys").write_text(pub)
-    (ssh / "known_hosts").write_text(kh)
-    (ssh / "id_ed25519.pub").write_text(pub)
-    (ssh / "id_ed25519").write_bytes(private_key)
-    for f in ("authorized_keys", "id_ed25519"):
-        os.chmod(ssh / f, 0o600)
+    (home / ".ssh").mkdir(mode=0o700)
+    _write_root_home(home, kh, pub, private_key)
     (upper / plan.shared_dir.relative_to("/")).mkdir(parents=True)
     write_apt_sources(upper, plan.repo_url)
 
