@@ -22,7 +22,6 @@ from slurmkit.errors import ConfigError, Problem, SlurmkitError
 from slurmkit.slurm import commands
 
 # Where slurm.conf usually is, and the one round trip that finds it: slurmkit.slurm.commands (the Slurm room).
-DEFAULT_PATHS = commands.CONF_PATHS
 FIND_CONF = commands.find_conf_shell()
 
 
@@ -82,7 +81,7 @@ def read_remote(run: Callable[[str], str], read: Callable[[str], bytes | None], 
     path = run(FIND_CONF).strip()
     if not path:
         raise SlurmkitError(f"{host}: no slurm.conf found (SLURM_CONF is unset, scontrol show config names none, "
-                            f"and none of {', '.join(DEFAULT_PATHS)} exists)")
+                            f"and none of {', '.join(commands.CONF_PATHS)} exists)")
 
     def reader(p: Path) -> str:
         data = read(str(PurePosixPath(p)))

@@ -167,6 +167,14 @@ def _read_local(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace")
 
 
+def _read(path: Path, read: Reader = _read_local) -> str:
+    """A config file's text, or a SlurmConfError naming the file and the system's reason."""
+    try:
+        return read(path)
+    except OSError as exc:
+        raise SlurmConfError(f"{path}: {exc.strerror or exc}") from None
+
+
 def logical_lines(text: str, source: str, depth: int = 0, base: Path | None = None, seen: list[str] | None = None,
                   read: Reader = _read_local) -> list[Record]:
     """Every ``key=value`` line of ``text`` (comments dropped, continuations joined, includes read in place)."""
@@ -282,11 +290,7 @@ _NODE_KEYS = {
 def read_slurm_conf(path: str | os.PathLike, read: Reader = _read_local) -> SlurmConf:
     """slurm.conf at ``path`` with its includes; ``read`` reads each file (default: this machine's)."""
     p = Path(path)
-    try:
-        text = read(p)
-    except OSError as exc:
-        raise SlurmConfError(f"{p}: {exc.strerror or exc}") from None
-    return parse_slurm_conf(text, str(p), base=p.parent, read=read)
+    return parse_slurm_conf(_read(p, read), str(p), base=p.parent, read=read)
 
 
 def parse_slurm_conf(text: str, source: str = "slurm.conf", base: Path | None = None, read: Reader = _read_local) -> SlurmConf:
@@ -487,11 +491,7 @@ def _partition(rec: Record, defaults: dict[str, str]) -> PartitionDef:
 
 def read_gres_conf(path: str | os.PathLike) -> list[GresLine]:
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise SlurmConfError(f"{p}: {exc.strerror or exc}") from None
-    return parse_gres_conf(text, str(p), base=p.parent)
+    return parse_gres_conf(_read(p), str(p), base=p.parent)
 
 
 def parse_gres_conf(text: str, source: str = "gres.conf", base: Path | None = None) -> list[GresLine]:
@@ -541,11 +541,7 @@ def gres_of(lines: list[GresLine], node: str) -> list[GresLine]:
 
 def read_topology_conf(path: str | os.PathLike) -> list[SwitchDef]:
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise SlurmConfError(f"{p}: {exc.strerror or exc}") from None
-    return parse_topology_conf(text, str(p), base=p.parent)
+    return parse_topology_conf(_read(p), str(p), base=p.parent)
 
 
 def parse_topology_conf(text: str, source: str = "topology.conf", base: Path | None = None) -> list[SwitchDef]:
